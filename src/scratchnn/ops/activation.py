@@ -1,0 +1,185 @@
+"""Activations and the softmax family, each stable at extreme inputs without NumPy warnings."""
+
+from __future__ import annotations
+
+import math
+
+from scratchnn.autograd.function import Function
+from scratchnn.autograd.tensor import Tensor
+from scratchnn.backend import erf, xp
+from scratchnn.ops._operands import ensure_tensor
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = xp.maximum(x, 0)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad * (out > 0)
+
+
+class LeakyReLU(Function):
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return xp.where(x > 0, x, x * x.dtype.type(slope))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return xp.where(x > 0, grad, grad * grad.dtype.type(ctx.slope)), None
+
+
+def _sigmoid(x):
+    # exp of a non-positive number only: no overflow for any input.
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = _sigmoid(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad * out * (1 - out)
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = xp.tanh(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad * (1 - out * out)
+
+
+class GELU(Function):
+    """GELU, exact (``x Φ(x)``) or with the tanh approximation of GPT-2."""
+
+    @staticmethod
+    def forward(ctx, x, approximate):
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        if approximate == "tanh":
+            c = x.dtype.type(math.sqrt(2 / math.pi))
+            inner = c * (x + x.dtype.type(0.044715) * x**3)
+            return 0.5 * x * (1 + xp.tanh(inner))
+        return 0.5 * x * (1 + erf(x * x.dtype.type(1 / math.sqrt(2))))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        if ctx.approximate == "tanh":
+            c = x.dtype.type(math.sqrt(2 / math.pi))
+            k = x.dtype.type(0.044715)
+            t = xp.tanh(c * (x + k * x**3))
+            d_inner = c * (1 + 3 * k * x * x)
+            return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner), None
+        cdf = 0.5 * (1 + erf(x * x.dtype.type(1 / math.sqrt(2))))
+        pdf = xp.exp(-0.5 * x * x) * x.dtype.type(1 / math.sqrt(2 * math.pi))
+        return grad * (cdf + x * pdf), None
+
+
+class Softplus(Function):
+    """``log(1 + exp(beta x)) / beta``, linear above ``threshold`` as in PyTorch."""
+
+    @staticmethod
+    def forward(ctx, x, beta, threshold):
+        ctx.save_for_backward(x)
+        ctx.beta, ctx.threshold = beta, threshold
+        bx = x * x.dtype.type(beta)
+        soft = (xp.maximum(bx, 0) + xp.log1p(xp.exp(-xp.abs(bx)))) / x.dtype.type(beta)
+        return xp.where(bx > threshold, x, soft)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        bx = x * x.dtype.type(ctx.beta)
+        return xp.where(bx > ctx.threshold, grad, grad * _sigmoid(bx)), None, None
+
+
+def _shifted(x, axis):
+    return x - x.max(axis=axis, keepdims=True)
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        e = xp.exp(_shifted(x, axis))
+        out = e / e.sum(axis=axis, keepdims=True)
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        gy = grad * out
+        return gy - out * gy.sum(axis=ctx.axis, keepdims=True), None
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        z = _shifted(x, axis)
+        out = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad - xp.exp(out) * grad.sum(axis=ctx.axis, keepdims=True), None
+
+
+def relu(x) -> Tensor:
+    return ReLU.apply(ensure_tensor(x))
+
+
+def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
+    return LeakyReLU.apply(ensure_tensor(x), float(negative_slope))
+
+
+def sigmoid(x) -> Tensor:
+    return Sigmoid.apply(ensure_tensor(x))
+
+
+def tanh(x) -> Tensor:
+    return Tanh.apply(ensure_tensor(x))
+
+
+def gelu(x, approximate: str = "none") -> Tensor:
+    """GELU; ``approximate="tanh"`` gives GPT-2's approximation."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(ensure_tensor(x), approximate)
+
+
+def softplus(x, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    return Softplus.apply(ensure_tensor(x), float(beta), float(threshold))
+
+
+def softmax(x, axis: int = -1) -> Tensor:
+    return Softmax.apply(ensure_tensor(x), axis)
+
+
+def log_softmax(x, axis: int = -1) -> Tensor:
+    return LogSoftmax.apply(ensure_tensor(x), axis)

@@ -1,0 +1,1 @@
+"""Training: the Trainer loop, callbacks, metrics, checkpoints, run directories and plots."""

@@ -22,13 +22,19 @@ def unbroadcast(grad, shape: tuple[int, ...]):
 def _topological_order(root_node) -> list:
     """Nodes reachable from ``root_node``, each after every node that consumes its output."""
     order = []
-    visited = {id(root_node)}
+    # A node counts as visited once expanded, not once pushed: marking at push time lets a
+    # node be emitted before an input it reaches by a longer path (a diamond), which would
+    # process that input before all of its gradient has arrived.
+    visited = set()
     stack = [(root_node, False)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
             continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
         if node._freed:
             raise RuntimeError(
                 "backward through a graph whose saved arrays were already freed by an earlier "
@@ -39,7 +45,6 @@ def _topological_order(root_node) -> list:
         for x in node.inputs:
             child = getattr(x, "_node", None)
             if child is not None and id(child) not in visited:
-                visited.add(id(child))
                 stack.append((child, False))
     order.reverse()
     return order

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from scratchnn.autograd import grad_mode
 from scratchnn.autograd.tensor import Tensor
+from scratchnn.backend import xp
 
 
 class Context:
@@ -82,6 +83,10 @@ class Function:
                 isinstance(x, Tensor) and x.requires_grad for x in inputs
             )
         out = cls.forward(ctx, *arrays, **attrs)
+        if not isinstance(out, xp.ndarray):
+            # NumPy returns scalars, not 0-d arrays, from full reductions and from ufuncs on
+            # 0-d inputs; a tensor's data is always an array (in-place ops write into it).
+            out = xp.asarray(out)
         result = Tensor._wrap(out, record)
         if record:
             ctx.inputs = inputs

@@ -46,8 +46,12 @@ def _as_column(name: str, values: Any) -> np.ndarray:
         raise ValueError(f"column {name!r} must be 1-D, got shape {arr.shape}")
     if arr.dtype.kind in "biuf":
         return arr.astype(np.float64)
+    values = arr.tolist()
+    if values and all(v is None or isinstance(v, (int, float)) for v in values):
+        # e.g. [1.5, None]: numbers with holes stay numeric, the holes become NaN.
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     out = np.empty(len(arr), dtype=object)
-    for i, v in enumerate(arr.tolist()):
+    for i, v in enumerate(values):
         missing = v is None or (isinstance(v, float) and math.isnan(v))
         out[i] = None if missing else str(v)
     return out

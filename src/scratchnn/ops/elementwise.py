@@ -225,11 +225,12 @@ class Clip(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved
-        keep = xp.ones(a.shape, dtype=bool)
+        # Out of place: array bounds may broadcast ``a`` to a larger shape.
+        keep = True
         if ctx.low is not None:
-            keep &= a >= ctx.low
+            keep = keep & (a >= ctx.low)
         if ctx.high is not None:
-            keep &= a <= ctx.high
+            keep = keep & (a <= ctx.high)
         return grad * keep, None, None
 
 

@@ -83,11 +83,14 @@ class Pow(Function):
     def backward(ctx, grad):
         a, b, out = ctx.saved
         grad_a = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_a = grad * b * a ** (b - 1)
-        if ctx.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                grad_b = grad * out * xp.log(a)
+        zero = grad.dtype.type(0)
+        # As torch: no gradient for a where b == 0, none for b where a == 0 and b >= 0 (the
+        # formulas would give 0 * inf = nan there).
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if ctx.needs_input_grad[0]:
+                grad_a = xp.where(b == 0, zero, grad * b * a ** (b - 1))
+            if ctx.needs_input_grad[1]:
+                grad_b = xp.where((a == 0) & (b >= 0), zero, grad * out * xp.log(a))
         return grad_a, grad_b
 
 
@@ -104,6 +107,8 @@ class PowScalar(Function):
     def backward(ctx, grad):
         (a,) = ctx.saved
         p = ctx.p
+        if p == 0:  # constant 1; a ** -1 would make 0 * inf = nan at a == 0
+            return xp.zeros_like(grad)
         if p == 2:
             return grad * (2 * a)
         return grad * (p * a ** (p - 1))
@@ -280,7 +285,8 @@ def pow(a, b) -> Tensor:  # noqa: A001 - mirrors torch.pow
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
         if a._data.dtype.kind != "f":
             return Tensor._wrap(a._data**b, False)
-        return PowScalar.apply(a, b)
+        # np.float64 is a float too, but a NumPy scalar would upcast float32 data.
+        return PowScalar.apply(a, float(b) if isinstance(b, float) else b)
     return Pow.apply(*binary(a, b))
 
 

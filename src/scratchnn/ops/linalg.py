@@ -23,10 +23,11 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a  # (..., m, k)
         b2 = b[:, None] if b.ndim == 1 else b  # (..., k, n)
         g2 = grad
-        if a.ndim == 1:
-            g2 = xp.expand_dims(g2, -2)
+        # b's axis first: when both are 1-D the gradient is 0-d and has no axis -2 yet.
         if b.ndim == 1:
-            g2 = xp.expand_dims(g2, -1)  # (..., m, n)
+            g2 = xp.expand_dims(g2, -1)
+        if a.ndim == 1:
+            g2 = xp.expand_dims(g2, -2)  # (..., m, n)
         if ctx.needs_input_grad[0]:
             grad_a = g2 @ xp.swapaxes(b2, -1, -2)  # (..., m, k)
             if a.ndim == 1:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from scratchnn.autograd.function import Function
 from scratchnn.autograd.tensor import Tensor
 from scratchnn.backend import xp
@@ -16,7 +18,7 @@ def _axes(axis, ndim: int) -> tuple[int, ...]:
         axis = (axis,)
     out = []
     for a in axis:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < builtins.max(ndim, 1):  # this module's max is the op
             raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dims")
         out.append(a % ndim if ndim else 0)
     if len(set(out)) != len(out):
@@ -104,7 +106,7 @@ class Var(Function):
         centred = x - mean
         ctx.save_for_backward(centred)
         ctx.axes, ctx.keepdims = axes, keepdims
-        ctx.denom = x.dtype.type(max(n - correction, 0))
+        ctx.denom = x.dtype.type(builtins.max(n - correction, 0))
         sq = (centred * centred).sum(axis=axes, keepdims=keepdims)
         return sq / ctx.denom
 

@@ -259,3 +259,12 @@ def test_softplus_at_plus_minus_1000_is_exact_and_silent(dtype, beta):
     sigmoid = np.exp(bx - np.logaddexp(0.0, bx))
     np.testing.assert_allclose(y.data, softplus.astype(dtype), rtol=1e-6, atol=0)
     np.testing.assert_allclose(x.grad.data, sigmoid.astype(dtype), rtol=1e-6, atol=0)
+
+
+def test_concat_and_stack_refuse_mixed_float_dtypes():
+    a = sn.tensor(np.ones(2), dtype=np.float32)
+    b = sn.tensor(np.ones(2), dtype=np.float64)
+    with pytest.raises(TypeError, match="one dtype"):
+        sn.concat([a, b])
+    with pytest.raises(TypeError, match="one dtype"):
+        sn.stack([a, b])

@@ -189,10 +189,20 @@ def getitem(x, index) -> Tensor:
         raise IndexError(f"bad index for a tensor of shape {x.shape}: {err}") from None
 
 
+def _same_dtype(name: str, tensors: list[Tensor]) -> None:
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) > 1:
+        raise TypeError(
+            f"{name}() needs tensors of one dtype, got {sorted(str(d) for d in dtypes)}; "
+            f"convert explicitly with .astype() (scratchnn never upcasts silently)"
+        )
+
+
 def concat(tensors, axis: int = 0) -> Tensor:
     tensors = [ensure_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("concat() needs at least one tensor")
+    _same_dtype("concat", tensors)
     return Concat.apply(axis, *tensors)
 
 
@@ -206,6 +216,7 @@ def stack(tensors, axis: int = 0) -> Tensor:
     shapes = {t.shape for t in tensors}
     if len(shapes) != 1:
         raise ValueError(f"stack() needs tensors of one shape, got {sorted(shapes)}")
+    _same_dtype("stack", tensors)
     return Stack.apply(axis, *tensors)
 
 

@@ -1,0 +1,66 @@
+"""Neural-network building blocks: Module, Parameter, layers, losses, init and functional."""
+
+# module first: every layer (and loss.py) subclasses Module.
+from scratchnn.nn.module import IncompatibleKeys, Module, RemovableHandle  # noqa: I001
+from scratchnn.nn.parameter import Parameter
+from scratchnn.nn.activation import (
+    GELU,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from scratchnn.nn.containers import ModuleDict, ModuleList, Sequential
+from scratchnn.nn.dropout import Dropout
+from scratchnn.nn.linear import Flatten, Identity, Linear
+from scratchnn.nn.summary import summary
+from scratchnn.nn import functional as functional
+from scratchnn.nn import init as init
+from scratchnn.nn import loss as loss
+from scratchnn.nn import utils as utils
+from scratchnn.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+)
+
+__all__ = [
+    "GELU",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Flatten",
+    "HuberLoss",
+    "Identity",
+    "IncompatibleKeys",
+    "L1Loss",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "MSELoss",
+    "Module",
+    "ModuleDict",
+    "ModuleList",
+    "NLLLoss",
+    "Parameter",
+    "ReLU",
+    "RemovableHandle",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "Tanh",
+    "functional",
+    "init",
+    "loss",
+    "summary",
+    "utils",
+]

@@ -517,6 +517,10 @@ def _activation_cases() -> list[OpCase]:
     return cases
 
 
+# Families in files of their own (one table all the same): each module exposes ``cases()``.
+# Imported here, after the helpers above exist, because those modules use them.
+import op_cases_nn  # noqa: E402
+
 CASES: list[OpCase] = [
     *_elementwise_cases(),
     *_matmul_cases(),
@@ -524,4 +528,5 @@ CASES: list[OpCase] = [
     *_shape_cases(),
     *_getitem_cases(),
     *_activation_cases(),
+    *op_cases_nn.cases(),
 ]

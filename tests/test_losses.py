@@ -1,4 +1,5 @@
-"""Losses: gradient checks, PyTorch parity (forward and backward), stability, argument errors."""
+"""Losses beyond the op case table (tests/op_cases_nn.py): modules, stability at extreme
+inputs without warnings, dtype, and the argument errors."""
 
 from __future__ import annotations
 
@@ -12,11 +13,9 @@ import torch.nn.functional as TF
 import scratchnn as sn
 import scratchnn.nn as nn
 import scratchnn.nn.functional as F
-from gradcheck import gradcheck
 
 RNG = np.random.default_rng(1234)
 
-# (name, scratchnn fn, torch fn, input maker) — inputs: (arrays, differentiable flags).
 N, C = 6, 4
 
 
@@ -31,96 +30,7 @@ def _labels(shape=(N,), ignore=False):
     return y
 
 
-def _probs(shape=(N, C)):
-    p = RNG.random(shape) + 0.1
-    return p / p.sum(axis=1, keepdims=True)
-
-
 WEIGHT = RNG.random(C) + 0.5
-
-CASES = [
-    ("ce_mean", lambda z, y: F.cross_entropy(z, y), lambda z, y: TF.cross_entropy(z, y),
-     lambda: [_logits(), _labels()]),
-    ("ce_sum", lambda z, y: F.cross_entropy(z, y, reduction="sum"),
-     lambda z, y: TF.cross_entropy(z, y, reduction="sum"), lambda: [_logits(), _labels()]),
-    ("ce_none", lambda z, y: F.cross_entropy(z, y, reduction="none"),
-     lambda z, y: TF.cross_entropy(z, y, reduction="none"), lambda: [_logits(), _labels()]),
-    ("ce_weight_ignore", lambda z, y: F.cross_entropy(z, y, weight=WEIGHT),
-     lambda z, y: TF.cross_entropy(z, y, weight=torch.tensor(WEIGHT, dtype=z.dtype)),
-     lambda: [_logits(), _labels(ignore=True)]),
-    ("ce_smoothing", lambda z, y: F.cross_entropy(z, y, label_smoothing=0.2),
-     lambda z, y: TF.cross_entropy(z, y, label_smoothing=0.2), lambda: [_logits(), _labels()]),
-    ("ce_weight_smoothing_ignore",
-     lambda z, y: F.cross_entropy(z, y, weight=WEIGHT, label_smoothing=0.1),
-     lambda z, y: TF.cross_entropy(z, y, weight=torch.tensor(WEIGHT, dtype=z.dtype),
-                                   label_smoothing=0.1),
-     lambda: [_logits(), _labels(ignore=True)]),
-    ("ce_smoothing_none_ignore",
-     lambda z, y: F.cross_entropy(z, y, label_smoothing=0.3, reduction="none"),
-     lambda z, y: TF.cross_entropy(z, y, label_smoothing=0.3, reduction="none"),
-     lambda: [_logits(), _labels(ignore=True)]),
-    ("ce_spatial", lambda z, y: F.cross_entropy(z, y, weight=WEIGHT),
-     lambda z, y: TF.cross_entropy(z, y, weight=torch.tensor(WEIGHT, dtype=z.dtype)),
-     lambda: [_logits((3, C, 2, 5)), _labels((3, 2, 5))]),
-    ("ce_probs", lambda z, t: F.cross_entropy(z, t, label_smoothing=0.1),
-     lambda z, t: TF.cross_entropy(z, t, label_smoothing=0.1), lambda: [_logits(), _probs()]),
-    ("ce_unbatched", lambda z, y: F.cross_entropy(z, y), lambda z, y: TF.cross_entropy(z, y),
-     lambda: [_logits((C,)), np.array(2)]),
-    ("nll", lambda z, y: F.nll_loss(sn.log_softmax(z, 1), y, weight=WEIGHT),
-     lambda z, y: TF.nll_loss(TF.log_softmax(z, 1), y, weight=torch.tensor(WEIGHT, dtype=z.dtype)),
-     lambda: [_logits(), _labels(ignore=True)]),
-    ("nll_none", lambda z, y: F.nll_loss(z, y, reduction="none"),
-     lambda z, y: TF.nll_loss(z, y, reduction="none"), lambda: [_logits(), _labels()]),
-    ("mse", F.mse_loss, TF.mse_loss, lambda: [_logits(), _logits()]),
-    ("mse_sum", lambda a, b: F.mse_loss(a, b, "sum"),
-     lambda a, b: TF.mse_loss(a, b, reduction="sum"), lambda: [_logits(), _logits()]),
-    ("l1", F.l1_loss, TF.l1_loss, lambda: [_logits(), _logits() + 0.05]),
-    ("huber", lambda a, b: F.huber_loss(a, b, delta=0.7),
-     lambda a, b: TF.huber_loss(a, b, delta=0.7), lambda: [_logits(), _logits()]),
-    ("bce", F.binary_cross_entropy, TF.binary_cross_entropy,
-     lambda: [RNG.uniform(0.05, 0.95, (N, 3)), RNG.random((N, 3))]),
-    ("bce_weight_none", lambda p, y: F.binary_cross_entropy(p, y, np.arange(3.0), "none"),
-     lambda p, y: TF.binary_cross_entropy(p, y, torch.arange(3.0, dtype=p.dtype), reduction="none"),
-     lambda: [RNG.uniform(0.05, 0.95, (N, 3)), RNG.integers(0, 2, (N, 3)).astype(float)]),
-    ("bce_logits", F.binary_cross_entropy_with_logits, TF.binary_cross_entropy_with_logits,
-     lambda: [_logits((N, 3)) * 3, RNG.random((N, 3))]),
-    ("bce_logits_pos_weight",
-     lambda z, y: F.binary_cross_entropy_with_logits(z, y, pos_weight=np.array([0.5, 2.0, 3.0])),
-     lambda z, y: TF.binary_cross_entropy_with_logits(
-         z, y, pos_weight=torch.tensor([0.5, 2.0, 3.0], dtype=z.dtype)),
-     lambda: [_logits((N, 3)), RNG.integers(0, 2, (N, 3)).astype(float)]),
-]
-IDS = [c[0] for c in CASES]
-
-
-def _inputs(make):
-    arrays = make()
-    return arrays, [a.dtype.kind == "f" and i == 0 for i, a in enumerate(arrays)]
-
-
-@pytest.mark.parametrize("name, fn, _tfn, make", CASES, ids=IDS)
-def test_gradcheck(name, fn, _tfn, make):
-    arrays, diff = _inputs(make)
-    gradcheck(fn, arrays, diff, np.random.default_rng(0))
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("name, fn, tfn, make", CASES, ids=IDS)
-def test_torch_parity(name, fn, tfn, make, dtype):
-    arrays, _ = _inputs(make)
-    arrays = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
-    x = sn.tensor(arrays[0], dtype=dtype, requires_grad=True)
-    rest = [sn.tensor(a, dtype=a.dtype) for a in arrays[1:]]
-    out = fn(x, *rest)
-    xt = torch.tensor(arrays[0], requires_grad=True)
-    out_t = tfn(xt, *[torch.tensor(a) for a in arrays[1:]])
-    r = np.random.default_rng(5).standard_normal(out.shape).astype(dtype)
-    (out * sn.tensor(r, dtype=dtype)).sum().backward()
-    (out_t * torch.tensor(r)).sum().backward()
-    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6)
-    assert out.dtype == dtype and x.grad.dtype == dtype
-    np.testing.assert_allclose(out.data, out_t.detach().numpy(), **tol)
-    np.testing.assert_allclose(x.grad.data, xt.grad.numpy(), **tol)
 
 
 def test_loss_modules_match_functional():

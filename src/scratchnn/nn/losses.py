@@ -46,7 +46,10 @@ def _check_same_shape(name: str, input: Tensor, target) -> None:
 
 
 def _target_array(target, like: Tensor):
-    """A float target as a constant array in the prediction's dtype."""
+    """The target in the prediction's dtype: a constant array unless it requires grad (then
+    it stays a Tensor and receives a gradient, as in PyTorch)."""
+    if isinstance(target, Tensor) and target.requires_grad:
+        return target
     return constant_like(target, like)
 
 

@@ -519,7 +519,10 @@ def _activation_cases() -> list[OpCase]:
 
 # Families in files of their own (one table all the same): each module exposes ``cases()``.
 # Imported here, after the helpers above exist, because those modules use them.
+import op_cases_conv  # noqa: E402
 import op_cases_nn  # noqa: E402
+import op_cases_norm  # noqa: E402
+import op_cases_rnn  # noqa: E402
 
 CASES: list[OpCase] = [
     *_elementwise_cases(),
@@ -529,4 +532,7 @@ CASES: list[OpCase] = [
     *_getitem_cases(),
     *_activation_cases(),
     *op_cases_nn.cases(),
+    *op_cases_conv.cases(),
+    *op_cases_norm.cases(),
+    *op_cases_rnn.cases(),
 ]

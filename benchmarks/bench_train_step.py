@@ -85,9 +85,157 @@ def mlp_784(rng):
     )
 
 
+def lstm(rng):
+    """LSTM(32→256, batch-first) · last step · Linear(256→10) on 32 × 64 × 32, AdamW."""
+    batch, steps, n_in, hidden, classes = 32, 64, 32, 256, 10
+    rnn, head = nn.LSTM(n_in, hidden, batch_first=True, rng=rng), nn.Linear(hidden, classes,
+                                                                             rng=rng)
+    rnn_t, head_t = torch.nn.LSTM(n_in, hidden, batch_first=True), torch.nn.Linear(hidden,
+                                                                                   classes)
+    for ours, theirs in ((rnn, rnn_t), (head, head_t)):
+        theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    x = rng.standard_normal((batch, steps, n_in)).astype(np.float32)
+    y = rng.integers(0, classes, batch)
+    params = [*rnn.parameters(), *head.parameters()]
+    opt = optim.AdamW(params, lr=1e-3)
+    opt_t = torch.optim.AdamW([*rnn_t.parameters(), *head_t.parameters()], lr=1e-3)
+    xs, ys = sn.tensor(x), sn.tensor(y)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step_sn():
+        opt.zero_grad()
+        out, _ = rnn(xs)  # (N, T, H)
+        loss = F.cross_entropy(head(out[:, -1]), ys)
+        loss.backward()
+        opt.step()
+
+    def step_t():
+        opt_t.zero_grad()
+        out, _ = rnn_t(xt)
+        loss = torch.nn.functional.cross_entropy(head_t(out[:, -1]), yt)
+        loss.backward()
+        opt_t.step()
+
+    # Multiply-adds: input and hidden projections of the 4 gates at every step, and the head.
+    macs = batch * steps * 4 * hidden * (n_in + hidden) + batch * hidden * classes
+    return step_sn, step_t, 6 * macs
+
+
+def cnn_lenet(rng):
+    """LeNet-like CNN on 64 × 1 × 28 × 28 inputs, AdamW (same initial weights on both sides)."""
+    batch = 64
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1, rng=rng), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1, rng=rng), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(3136, 128, rng=rng), nn.ReLU(), nn.Linear(128, 10, rng=rng),
+    )
+    model_t = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(3136, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10),
+    )
+    with torch.no_grad():
+        for p, p_t in zip(model.parameters(), model_t.parameters()):
+            p_t.copy_(torch.from_numpy(p.data))
+    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    opt = optim.AdamW(model.parameters(), lr=1e-3)
+    opt_t = torch.optim.AdamW(model_t.parameters(), lr=1e-3)
+    xs, ys = sn.tensor(x), sn.tensor(y)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step_sn():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xs), ys)
+        loss.backward()
+        opt.step()
+
+    def step_t():
+        opt_t.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model_t(xt), yt)
+        loss.backward()
+        opt_t.step()
+
+    # Multiply-adds: conv = N·Ho·Wo·C_out·C_in·kh·kw; linear = N·in·out. ×2 forward, ×3 step.
+    macs = (batch * 28 * 28 * 32 * 1 * 9 + batch * 14 * 14 * 64 * 32 * 9
+            + batch * (3136 * 128 + 128 * 10))
+    return step_sn, step_t, 6 * macs
+
+
+class _TorchGPT(torch.nn.Module):
+    """The ``gpt`` workload's model in PyTorch, with scratchnn's GPT module names."""
+
+    def __init__(self, c) -> None:
+        super().__init__()
+        tnn, d = torch.nn, c.n_embd
+        self.n_head = c.n_head
+        self.wte, self.wpe = tnn.Embedding(c.vocab_size, d), tnn.Embedding(c.block_size, d)
+        self.h = tnn.ModuleList()
+        for _ in range(c.n_layer):
+            block = tnn.Module()
+            block.ln_1, block.ln_2 = tnn.LayerNorm(d), tnn.LayerNorm(d)
+            block.attn, block.mlp = tnn.Module(), tnn.Module()
+            block.attn.c_attn, block.attn.c_proj = tnn.Linear(d, 3 * d), tnn.Linear(d, d)
+            block.mlp.c_fc, block.mlp.c_proj = tnn.Linear(d, 4 * d), tnn.Linear(4 * d, d)
+            self.h.append(block)
+        self.ln_f = tnn.LayerNorm(d)
+        self.lm_head = tnn.Linear(d, c.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx):
+        B, T = idx.shape
+        x = self.wte(idx) + self.wpe(torch.arange(T))  # (B, T, C)
+        C, nh = x.shape[-1], self.n_head
+        for b in self.h:
+            q, k, v = b.attn.c_attn(b.ln_1(x)).split(C, dim=2)  # 3 × (B, T, C)
+            q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in (q, k, v))
+            y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + b.attn.c_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+            mlp = b.mlp
+            x = x + mlp.c_proj(torch.nn.functional.gelu(mlp.c_fc(b.ln_2(x)), approximate="tanh"))
+        return self.lm_head(self.ln_f(x))  # (B, T, V)
+
+
+def gpt(rng):
+    """GPT (vocab 65, context 128, 4 layers, 4 heads, width 256) on 16 × 128 tokens, AdamW."""
+    from scratchnn.models import GPT, GPTConfig
+
+    config, batch = GPTConfig(), 16
+    model, model_t = GPT(config, rng=rng), _TorchGPT(config)
+    model_t.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.state_dict().items()})
+    T, V = config.block_size, config.vocab_size
+    x = rng.integers(0, V, (batch, T))
+    y = rng.integers(0, V, (batch, T))
+    opt = optim.AdamW(model.parameters(), lr=1e-3)
+    opt_t = torch.optim.AdamW(model_t.parameters(), lr=1e-3)
+    xs, ys = sn.tensor(x), sn.tensor(y)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step_sn():
+        opt.zero_grad()
+        _, loss = model(xs, ys)
+        loss.backward()
+        opt.step()
+
+    def step_t():
+        opt_t.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model_t(xt).reshape(-1, V), yt.reshape(-1))
+        loss.backward()
+        opt_t.step()
+
+    # Per token: 12 d² per layer (q/k/v, output, MLP) and d·V for the head; attention scores
+    # and their product with v cost 4 T d per token and layer (full T×T, as computed).
+    d, n_layer, tokens = config.n_embd, config.n_layer, batch * T
+    forward = 2 * tokens * (n_layer * 12 * d * d + d * V) + n_layer * 4 * tokens * T * d
+    return step_sn, step_t, 3 * forward
+
+
 WORKLOADS = {
     "iris-mlp": Workload("iris-mlp", iris_mlp, 200),
     "mlp-784": Workload("mlp-784", mlp_784, 15),
+    "cnn-lenet": Workload("cnn-lenet", cnn_lenet, 15),
+    "lstm": Workload("lstm", lstm, 15),
+    "gpt": Workload("gpt", gpt, 15),
 }
 
 

@@ -519,6 +519,7 @@ def _activation_cases() -> list[OpCase]:
 
 # Families in files of their own (one table all the same): each module exposes ``cases()``.
 # Imported here, after the helpers above exist, because those modules use them.
+import op_cases_attention  # noqa: E402
 import op_cases_conv  # noqa: E402
 import op_cases_nn  # noqa: E402
 import op_cases_norm  # noqa: E402
@@ -535,4 +536,5 @@ CASES: list[OpCase] = [
     *op_cases_conv.cases(),
     *op_cases_norm.cases(),
     *op_cases_rnn.cases(),
+    *op_cases_attention.cases(),
 ]

@@ -28,7 +28,16 @@ def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
     return Tensor(np.ones(shape, dtype=dtype or np.float32), requires_grad=requires_grad)
 
 
+def from_pretrained(path, tokenizer: bool = True, pad_token=None):
+    """Load a Hugging Face GPT-2 / BERT folder (see ``scratchnn.interop.from_pretrained``)."""
+    # Imported here so that ``import scratchnn`` stays fast (no tokenizers, no model code).
+    from scratchnn.interop import from_pretrained as _from_pretrained
+
+    return _from_pretrained(path, tokenizer=tokenizer, pad_token=pad_token)
+
+
 __all__ = [
+    "from_pretrained",
     "Function", "Tensor", "default_generator", "enable_grad", "is_grad_enabled",
     "manual_seed", "no_grad", "ones", "tensor", "zeros", *_ops_all,
 ]

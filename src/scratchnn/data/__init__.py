@@ -26,6 +26,14 @@ from scratchnn.data.table import (
     read_csv,
     write_csv,
 )
+from scratchnn.data.tokenizers import (
+    BPETokenizer,
+    CharTokenizer,
+    Encoding,
+    HFTokenizer,
+    Tokenizer,
+    load_tokenizer,
+)
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -51,4 +59,10 @@ __all__ = [
     "read_csv",
     "train_val_test_split",
     "write_csv",
+    "BPETokenizer",
+    "CharTokenizer",
+    "Encoding",
+    "HFTokenizer",
+    "Tokenizer",
+    "load_tokenizer",
 ]

@@ -16,6 +16,19 @@ from scratchnn.nn.activation import (
 from scratchnn.nn.containers import ModuleDict, ModuleList, Sequential
 from scratchnn.nn.dropout import Dropout
 from scratchnn.nn.linear import Flatten, Identity, Linear
+from scratchnn.nn.rnn import GRU, LSTM, RNN
+from scratchnn.nn.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from scratchnn.nn.embedding import Embedding
+from scratchnn.nn.attention import MultiheadAttention
+from scratchnn.nn.conv import Conv1d, Conv2d
+from scratchnn.nn.pooling import (
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    GlobalAvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
 from scratchnn.nn.summary import summary
 from scratchnn.nn import functional as functional
 from scratchnn.nn import init as init
@@ -32,6 +45,22 @@ from scratchnn.nn.loss import (
 )
 
 __all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Embedding",
+    "GroupNorm",
+    "LayerNorm",
+    "AdaptiveAvgPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "Conv1d",
+    "Conv2d",
+    "GlobalAvgPool2d",
+    "MaxPool1d",
+    "MaxPool2d",
     "GELU",
     "BCELoss",
     "BCEWithLogitsLoss",
@@ -47,6 +76,7 @@ __all__ = [
     "LogSoftmax",
     "MSELoss",
     "Module",
+    "MultiheadAttention",
     "ModuleDict",
     "ModuleList",
     "NLLLoss",

@@ -1,0 +1,1 @@
+"""The ``scratchnn`` command line: thin wrappers that parse, call a recipe and print."""

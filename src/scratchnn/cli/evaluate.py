@@ -1,0 +1,39 @@
+"""``scratchnn evaluate``: re-compute a run's test metrics, or score it on another CSV file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``evaluate`` on the sub-command action ``commands``."""
+    from scratchnn.cli.main import add_common
+
+    p = commands.add_parser(
+        "evaluate", help="metrics of a trained run on its test rows or on a CSV file",
+        description="Load a run's best model and preprocessing and compute its metrics: on "
+                    "the run's own held-out test rows (the same numbers training printed), "
+                    "or on every row of --data.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by 'train'")
+    p.add_argument("--data", metavar="CSV",
+                   help="evaluate on all rows of this CSV file (it needs the target column)")
+    add_common(p)
+    p.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate and print the metrics."""
+    from scratchnn.cli.main import emit_json, format_metrics, note
+    from scratchnn.recipes import evaluate_run
+
+    result = evaluate_run(args.run_dir, data=args.data)
+    if result["n_dropped"]:
+        note(f"dropped {result['n_dropped']} row(s) with a missing target")
+    if args.json:
+        emit_json(result)
+        return 0
+    label = "test" if result["split"] == "test" else "data"
+    print(f"data: {result['data']} ({result['split']} rows: {result['n_rows']})")
+    print(format_metrics(result["task"], result["metrics"], label, result["classes"]))
+    return 0

@@ -1,0 +1,238 @@
+"""End-to-end tests of the ``scratchnn`` command on built-in data and on CSV files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scratchnn.cli.main import main
+from scratchnn.data import load_table, write_csv
+from scratchnn.serialization import load_tensors
+
+RUN_FILES = {"config.json", "model.safetensors", "last.safetensors", "optimizer.safetensors",
+             "trainer_state.json", "preprocessing.json", "split.json", "metrics.jsonl",
+             "curves.png", "results.json"}
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """Run ``scratchnn ARGS`` in-process; return (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main([str(a) for a in args])
+    return rc, out.getvalue(), err.getvalue()
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """``scratchnn train`` with no arguments, run in an empty working directory."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        rc, out, err = cli("train")
+    finally:
+        os.chdir(old)
+    assert rc == 0, err
+    run_dir = cwd / re.search(r"^run directory: (.+)$", out, re.M).group(1)
+    return out, run_dir
+
+
+def test_default_train_reaches_093_on_iris(default_run):
+    out, run_dir = default_run
+    accuracy = float(re.search(r"^test accuracy: ([0-9.]+)", out, re.M).group(1))
+    assert accuracy >= 0.93, out
+    assert run_dir.parent.name == "runs" and run_dir.name.startswith("iris-")
+    assert RUN_FILES <= {p.name for p in run_dir.iterdir()}
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["data"]["source"] == "iris" and config["seed"] == 0
+    assert len(json.loads((run_dir / "split.json").read_text())["test"]) == 30
+
+
+def test_evaluate_prints_the_accuracy_training_printed(default_run):
+    out, run_dir = default_run
+    rc, eval_out, _ = cli("evaluate", run_dir)
+    assert rc == 0
+    line = re.search(r"^test accuracy: .*$", out, re.M).group(0)
+    assert line in eval_out.splitlines()
+    rc, eval_json, _ = cli("evaluate", run_dir, "--json")
+    results = json.loads((run_dir / "results.json").read_text())
+    assert json.loads(eval_json)["metrics"] == results["metrics"]
+
+
+def test_predict_writes_one_row_per_input_row(default_run, tmp_path):
+    _, run_dir = default_run
+    table = load_table("iris")
+    write_csv(table, tmp_path / "iris.csv")  # the target column is there and is ignored
+    rc, out, err = cli("predict", run_dir, "--input", tmp_path / "iris.csv",
+                       "--output", tmp_path / "pred.csv")
+    assert rc == 0, err
+    with open(tmp_path / "pred.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 150
+    assert list(rows[0]) == ["prediction", "prob_0", "prob_1", "prob_2"]
+    pred = np.array([int(r["prediction"]) for r in rows])
+    assert np.mean(pred == table["target"]) >= 0.95  # mostly training rows: near perfect
+    probs = np.array([[float(r[f"prob_{k}"]) for k in range(3)] for r in rows])
+    assert np.allclose(probs.sum(axis=1), 1.0) and np.array_equal(probs.argmax(1), pred)
+
+    before = (tmp_path / "pred.csv").read_bytes()
+    rc, _, err = cli("predict", run_dir, "--input", tmp_path / "iris.csv",
+                     "--output", tmp_path / "pred.csv")
+    assert rc == 1 and "--overwrite" in one_error_line(err)
+    assert (tmp_path / "pred.csv").read_bytes() == before
+
+
+def make_csv(path: Path, n: int = 200, with_target: bool = True) -> None:
+    """A table with a categorical feature, missing values and string labels."""
+    rng = np.random.default_rng(0)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["x1", "color", "x2"] + (["label"] if with_target else []))
+        for i in range(n):
+            x1, x2 = rng.normal(), rng.normal()
+            color = ["red", "green", "blue"][rng.integers(3)]
+            label = "yes" if x1 + (1.5 if color == "red" else -0.5) > 0 else "no"
+            row = [f"{x1:.4f}", "" if i % 23 == 0 else color, "NA" if i % 7 == 0 else x2]
+            if with_target:
+                row.append("" if i % 41 == 0 else label)
+            w.writerow(row)
+
+
+def test_csv_with_categories_missing_values_and_string_labels(tmp_path):
+    make_csv(tmp_path / "train.csv")
+    rc, out, err = cli("train", "--data", tmp_path / "train.csv", "--target", "label",
+                       "--no-progress", "--json", "--out", tmp_path / "run")
+    assert rc == 0, err
+    result = json.loads(out)
+    assert result["task"] == "classification" and result["classes"] == ["no", "yes"]
+    assert "task: classification" in err and "dropped 5 row(s)" in err
+    assert result["metrics"]["accuracy"] >= 0.85
+
+    make_csv(tmp_path / "new.csv", n=37, with_target=False)
+    with open(tmp_path / "new.csv", "a", newline="") as f:
+        csv.writer(f).writerow(["0.5", "purple", ""])  # an unseen category, a missing value
+    rc, out, err = cli("predict", tmp_path / "run", "--input", tmp_path / "new.csv",
+                       "--output", tmp_path / "pred.csv")
+    assert rc == 0, err
+    with open(tmp_path / "pred.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 38
+    assert {r["prediction"] for r in rows} == {"yes", "no"}
+    assert list(rows[0]) == ["prediction", "prob_no", "prob_yes"]
+
+
+def test_wrong_target_lists_the_columns(tmp_path):
+    rc, out, err = cli("train", "--target", "species", "--out", tmp_path / "r")
+    line = one_error_line(err)
+    assert rc == 1 and out == ""
+    assert "'species' not found" in line and "petal length (cm)" in line and "target" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_existing_run_dir_is_not_clobbered(default_run, tmp_path):
+    _, run_dir = default_run
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    before = snapshot(run)
+    rc, _, err = cli("train", "--out", run, "--no-progress")
+    assert rc == 1 and "--overwrite" in one_error_line(err)
+    assert snapshot(run) == before
+    # --overwrite only replaces the run once the new one succeeded: a diverging one does not.
+    rc, _, err = cli("train", "--out", run, "--overwrite", "--no-progress", "--loss", "mse",
+                     "--optimizer", "sgd", "--lr", "1e6")
+    assert rc == 1 and "non-finite" in one_error_line(err)
+    assert snapshot(run) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging left behind
+
+
+def test_nonfinite_loss_names_the_step(tmp_path):
+    rc, _, err = cli("train", "--loss", "mse", "--optimizer", "sgd", "--lr", "1e6",
+                     "--no-progress", "--out", tmp_path / "r")
+    line = one_error_line(err)
+    assert rc == 1
+    assert re.search(r"non-finite training loss \((inf|nan)\) at step \d+ \(epoch 1,", line)
+    assert not (tmp_path / "r").exists()  # nothing worth keeping: no checkpoint was reached
+
+
+def test_mse_loss_subprocess_json_stdout_is_one_object(tmp_path):
+    script = Path(sys.executable).with_name("scratchnn")
+    proc = subprocess.run([str(script), "train", "--loss", "mse", "--json", "--out",
+                           str(tmp_path / "run")], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.strip().splitlines()) == 1
+    result = json.loads(proc.stdout)
+    assert result["metrics"]["accuracy"] >= 0.90
+    assert Path(result["run_dir"]) == tmp_path / "run"
+
+
+def test_regression_on_diabetes_reports_r2(tmp_path):
+    rc, out, err = cli("train", "--data", "diabetes", "--no-progress", "--json",
+                       "--out", tmp_path / "run")
+    assert rc == 0, err
+    result = json.loads(out)
+    assert result["task"] == "regression" and result["metrics"]["r2"] > 0.3
+    rc, out, _ = cli("evaluate", tmp_path / "run")
+    assert f"test r2: {result['metrics']['r2']:.4f}" in out
+
+
+def test_resume_is_bit_exact(tmp_path):
+    common = ("--epochs", "4", "--patience", "0", "--dropout", "0.1", "--no-progress")
+    assert cli("train", *common, "--out", tmp_path / "a")[0] == 0
+    assert cli("train", *common[:1], "2", *common[2:], "--out", tmp_path / "b")[0] == 0
+    rc, _, err = cli("train", "--resume", tmp_path / "b", "--epochs", "4", "--no-progress")
+    assert rc == 0, err
+    for name in ("last.safetensors", "model.safetensors", "optimizer.safetensors"):
+        a, _ = load_tensors(tmp_path / "a" / name)
+        b, _ = load_tensors(tmp_path / "b" / name)
+        assert all(np.array_equal(a[k], b[k]) for k in a), name
+    rc, _, err = cli("train", "--resume", tmp_path / "b", "--lr", "0.1")
+    assert rc == 2 and "cannot be combined with --lr" in one_error_line(err)
+
+
+def test_corrupt_model_file_is_named(default_run, tmp_path):
+    _, run_dir = default_run
+    shutil.copytree(run_dir, tmp_path / "run")
+    model = tmp_path / "run" / "model.safetensors"
+    model.write_bytes(model.read_bytes()[:100])
+    rc, _, err = cli("evaluate", tmp_path / "run")
+    assert rc == 1 and "model.safetensors" in one_error_line(err)
+
+
+def test_help_version_and_usage_errors():
+    for command in ([], ["train"], ["evaluate"], ["predict"]):
+        rc, out, _ = cli(*command, "--help")
+        assert rc == 0 and out.startswith("usage: scratchnn")
+    assert "./runs/<data>-<timestamp>" in cli("train", "--help")[1]
+    rc, out, _ = cli("--version")
+    assert rc == 0 and re.fullmatch(r"scratchnn \d+\.\d+\.\d+\n", out)
+    for args in (["train", "--epochs", "0"], ["train", "--hidden", "64,x"],
+                 ["train", "--optimizer", "lbfgs"], ["frobnicate"], ["predict", "somewhere"]):
+        rc, out, err = cli(*args)
+        assert rc == 2 and out == "", args
+        one_error_line(err)
+    rc, _, err = cli("train", "--data", "no_such_file.csv")
+    assert rc == 1 and "neither an existing CSV file nor a built-in" in one_error_line(err)
+    rc, _, err = cli("train", "--data", "no_such_file.csv", "--debug")
+    assert rc == 1 and err.startswith("Traceback") and err.splitlines()[-1].startswith("error:")

@@ -125,7 +125,7 @@ class AvgPool(Function):
     def backward(ctx, grad):
         pad_shape, pads, out_hw, kernel, stride, divisor, order = ctx.geometry
         overlap, tiled = _coverage(pad_shape, out_hw, kernel, stride, (1, 1))
-        g = grad / divisor
+        g = in_order(grad, order) / divisor  # the output shares the input's memory order
         buf = alloc(pad_shape, grad.dtype, order, None if tiled else 0)
         for i in range(kernel[0]):
             for j in range(kernel[1]):

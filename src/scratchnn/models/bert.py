@@ -82,7 +82,10 @@ class BertConfig:
                                  f"got {self.pad_token_id}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-ready dict."""
         return dataclasses.asdict(self)
+
+    asdict = to_dict  # the name the other model configs use
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BertConfig:

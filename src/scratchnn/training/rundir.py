@@ -18,19 +18,32 @@ __all__ = ["DEFAULT_RUNS_ROOT", "MetricsLog", "RunDir", "default_run_dir"]
 #: Runs go to ``./runs/<data>-<timestamp>`` (relative to the working directory) by default.
 DEFAULT_RUNS_ROOT = "runs"
 
+#: Directories this process created in :func:`default_run_dir`, still empty: a failed run
+#: removes them entirely, as if it had created them itself.
+_CLAIMED: set[Path] = set()
+
 #: The file whose presence marks a directory as a scratchnn run (safe to overwrite).
 _MARKER = "config.json"
 
 
 def default_run_dir(data_name: str, root: str | os.PathLike = DEFAULT_RUNS_ROOT) -> Path:
-    """``root/<data>-<YYYYmmdd-HHMMSS>``, with a ``-2``, ``-3``... suffix if that exists."""
+    """A new, empty ``root/<data>-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``... if taken).
+
+    The directory is created here, atomically: two runs started in the same second each get
+    their own directory instead of writing into one.
+    """
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data_name).stem) or "run"
     base = Path(root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base.parent.mkdir(parents=True, exist_ok=True)
     path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    while True:
+        try:
+            path.mkdir()
+            _CLAIMED.add(path)
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
 
 
 def _is_empty_dir(path: Path) -> bool:
@@ -70,7 +83,7 @@ class RunDir:
         if self.staged:
             self.path = self.final.with_name(f".{self.final.name}.staging-{os.getpid()}")
             shutil.rmtree(self.path, ignore_errors=True)
-        self._created = not self.path.exists()
+        self._created = not self.path.exists() or self.path in _CLAIMED
         self._was_empty = self._created or _is_empty_dir(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         return self.path

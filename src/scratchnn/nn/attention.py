@@ -207,7 +207,7 @@ class MultiheadAttention(Module):
         query, key, value = (ensure_tensor(t) for t in (query, key, value))
         batched = self._check_inputs(query, key, value)
         if not batched:
-            query, key, value = (reshape(t, (1, *t.shape)) for t in (query, key, value))
+            query, key, value = (reshape(t, (1, *t.shape)) for t in (query, key, value))  # N=1
         elif not self.batch_first:
             query, key, value = (transpose(t, 0, 1) for t in (query, key, value))  # (N, L, E)
         n, lq, _ = query.shape

@@ -68,28 +68,56 @@ class Tanh(Function):
         return grad * (1 - out * out)
 
 
+_GELU_C = math.sqrt(2 / math.pi)
+_GELU_K = 0.044715
+
+
+def _gelu_tanh_inner(x):
+    """``c (x + k x³)`` in a fresh array (x·x·x: ``x**3`` goes through a slow ``pow``)."""
+    f = x.dtype.type
+    inner = x * x
+    inner *= f(_GELU_C * _GELU_K)
+    inner += f(_GELU_C)
+    inner *= x
+    return inner
+
+
 class GELU(Function):
     """GELU, exact (``x Φ(x)``) or with the tanh approximation of GPT-2."""
 
     @staticmethod
     def forward(ctx, x, approximate):
-        ctx.save_for_backward(x)
         ctx.approximate = approximate
         if approximate == "tanh":
-            c = x.dtype.type(math.sqrt(2 / math.pi))
-            inner = c * (x + x.dtype.type(0.044715) * x**3)
-            return 0.5 * x * (1 + xp.tanh(inner))
+            # Keeps t = tanh(c (x + k x³)) too: recomputing it is most of backward's work.
+            t = xp.tanh(_gelu_tanh_inner(x))
+            ctx.save_for_backward(x, t)
+            out = t + 1
+            out *= x
+            out *= x.dtype.type(0.5)
+            return out
+        ctx.save_for_backward(x)
         return 0.5 * x * (1 + erf(x * x.dtype.type(1 / math.sqrt(2))))
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved
+        x = ctx.saved[0]
         if ctx.approximate == "tanh":
-            c = x.dtype.type(math.sqrt(2 / math.pi))
-            k = x.dtype.type(0.044715)
-            t = xp.tanh(c * (x + k * x**3))
-            d_inner = c * (1 + 3 * k * x * x)
-            return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner), None
+            # d/dx = 0.5 (1 + t) + 0.5 x (1 - t²) c (1 + 3 k x²).
+            t = ctx.saved[1]
+            f = x.dtype.type
+            d = x * x
+            d *= f(3 * _GELU_K * _GELU_C)
+            d += f(_GELU_C)
+            out = t * t
+            xp.subtract(1, out, out=out)
+            out *= x
+            out *= d
+            out += 1
+            out += t
+            out *= f(0.5)
+            out *= grad
+            return out, None
         cdf = 0.5 * (1 + erf(x * x.dtype.type(1 / math.sqrt(2))))
         pdf = xp.exp(-0.5 * x * x) * x.dtype.type(1 / math.sqrt(2 * math.pi))
         return grad * (cdf + x * pdf), None

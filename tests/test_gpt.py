@@ -191,16 +191,19 @@ def test_sequence_longer_than_block_size_is_a_clear_error():
 def test_greedy_generation_same_with_and_without_cache_past_block_size():
     model = _tiny(weight_std=0.5)
     prompt = _tokens((2, 3))
-    # 3 + 30 tokens > block_size 16: the cropping fallback runs too.
+    # 3 + 30 tokens > block_size 16: the window slides (twice) too.
     with_cache = generate(model, prompt, 30, temperature=0)
     without = generate(model, prompt, 30, temperature=0, use_cache=False)
     np.testing.assert_array_equal(with_cache.data, without.data)
     assert with_cache.shape == (2, 33) and with_cache.dtype == np.int64
     np.testing.assert_array_equal(with_cache.data[:, :3], prompt)
-    # Greedy means argmax of the model's own logits on the (cropped) context, token by token.
-    seq = prompt.copy()
+    # Greedy means argmax of the model's own logits on the context window, token by token;
+    # a full window slides forward by half a block.
+    seq, start = prompt.copy(), 0
     for _ in range(30):
-        nxt = model(seq[:, -TINY.block_size:]).data[:, -1].argmax(-1)
+        if seq.shape[1] - start > TINY.block_size:
+            start = seq.shape[1] - TINY.block_size // 2
+        nxt = model(seq[:, start:]).data[:, -1].argmax(-1)
         seq = np.concatenate([seq, nxt[:, None]], axis=1)
     np.testing.assert_array_equal(with_cache.data, seq)
 

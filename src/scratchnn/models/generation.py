@@ -104,8 +104,9 @@ def generate(model: Module, idx, max_new_tokens: int, temperature: float = 1.0,
         top_k: sample only among the k most likely tokens.
         top_p: sample only among the most likely tokens whose probability reaches top_p.
         rng: generator for sampling (None → the default generator).
-        use_cache: keep the keys and values of earlier positions (one position per new token
-            until the context is full).
+        use_cache: keep the keys and values of earlier positions, so each new token costs one
+            position. Either way, a full context window slides forward by half a block
+            (the same tokens with and without the cache).
 
     Returns:
         The prompt followed by the new tokens, (B, T + max_new_tokens) (or 1-D for a 1-D
@@ -125,19 +126,26 @@ def generate(model: Module, idx, max_new_tokens: int, temperature: float = 1.0,
     out = np.empty((tokens.shape[0], tokens.shape[1] + max_new_tokens), dtype=np.int64)
     out[:, :tokens.shape[1]] = tokens
     n = tokens.shape[1]
+    # The context window is out[:, start:n]. When it is full, it slides forward by half a
+    # block: positions are absolute (learned), so cached keys cannot be shifted, and sliding by
+    # half a block lets the cache serve the next block_size/2 tokens at one position each.
+    # The uncached path uses the same windows, so both paths give the same tokens.
+    start = max(0, n - block_size)
     cache = None
     try:
         with no_grad():
             for _ in range(max_new_tokens):
-                if cache is not None and n <= block_size:
-                    # The cache holds positions 0..n-2: feed only the newest token.
+                if n - start > block_size:
+                    start = n - block_size // 2
+                    cache = None
+                if cache is not None:
+                    # The cache holds positions start..n-2: feed only the newest token.
                     logits, cache = model(out[:, n - 1:n], past_key_values=cache,
                                           use_cache=True)
                 else:
-                    context = out[:, max(0, n - block_size):n]  # (B, ≤ block_size)
-                    keep = use_cache and n < block_size  # a full context cannot grow
-                    result = model(context, use_cache=keep)
-                    logits, cache = result if keep else (result, None)
+                    context = out[:, start:n]  # (B, ≤ block_size)
+                    result = model(context, use_cache=use_cache)
+                    logits, cache = result if use_cache else (result, None)
                 out[:, n] = sample_next(logits.data[:, -1], temperature, top_k, top_p, rng)
                 n += 1
     finally:

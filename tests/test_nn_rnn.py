@@ -31,9 +31,9 @@ def _pair(kind: str, dtype=np.float32, seed: int = 0, **kw):
 
 
 def _hx(kind, layers, directions, n, rng, dtype, unbatched=False):
+    """Random initial states: [h_0] or [h_0, c_0] for the LSTM."""
     shape = (layers * directions, H) if unbatched else (layers * directions, n, H)
-    states = [rng.standard_normal(shape).astype(dtype) for _ in range(2 if kind == "lstm" else 1)]
-    return states
+    return [rng.standard_normal(shape).astype(dtype) for _ in range(2 if kind == "lstm" else 1)]
 
 
 def _flat(out):
@@ -362,3 +362,18 @@ def test_learns_to_remember_the_first_step_of_variable_length_sequences(kind):
     h_n = state[0] if kind == "lstm" else state
     accuracy = (head(h_n[0]).data.argmax(axis=1) == y).mean()
     assert accuracy > 0.95
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_gradients_reach_whichever_parameters_are_trainable(kind):
+    # One parameter trainable at a time: the fused op must still hand back its gradient.
+    ours, theirs = _pair(kind, np.float64)
+    x = np.random.default_rng(23).standard_normal((T, N, IN))
+    their_params = dict(theirs.named_parameters())
+    for name, param in ours.named_parameters():
+        ours.requires_grad_(False).zero_grad()
+        theirs.zero_grad()
+        param.requires_grad_(True)
+        _run_both(ours, theirs, kind, x, dtype=np.float64)
+        np.testing.assert_allclose(param.grad.data, their_params[name].grad.numpy(),
+                                   rtol=1e-10, atol=1e-10, err_msg=name)

@@ -20,6 +20,7 @@ from scratchnn.nn.rnn import GRU, LSTM, RNN
 from scratchnn.nn.norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from scratchnn.nn.embedding import Embedding
 from scratchnn.nn.attention import MultiheadAttention
+from scratchnn.nn.lora import LoRALinear
 from scratchnn.nn.conv import Conv1d, Conv2d
 from scratchnn.nn.pooling import (
     AdaptiveAvgPool2d,
@@ -32,6 +33,7 @@ from scratchnn.nn.pooling import (
 from scratchnn.nn.summary import summary
 from scratchnn.nn import functional as functional
 from scratchnn.nn import init as init
+from scratchnn.nn import lora as lora
 from scratchnn.nn import loss as loss
 from scratchnn.nn import utils as utils
 from scratchnn.nn.loss import (
@@ -73,6 +75,7 @@ __all__ = [
     "L1Loss",
     "LeakyReLU",
     "Linear",
+    "LoRALinear",
     "LogSoftmax",
     "MSELoss",
     "Module",
@@ -90,6 +93,7 @@ __all__ = [
     "Tanh",
     "functional",
     "init",
+    "lora",
     "loss",
     "summary",
     "utils",

@@ -1,9 +1,10 @@
 """Fused recurrent layers: one LSTM, GRU or Elman-RNN layer in one direction, as one graph node.
 
-Forward computes the input part of every gate for all steps in one matmul
-(``X (T·N, in) @ W_ihᵀ``), then runs the time loop of ``ops.recurrent_cells``, which only does
-the hidden matmul and the gate math. Backward is hand-written BPTT on arrays; the weight
-gradients are again one matmul each over all steps. Variable lengths follow PyTorch's packed
+Forward computes the input part of every gate for all steps in one matmul call (``W_ih @ X``
+batched over steps, so that each step's gates come out as one contiguous (G·H, N) block), then
+runs the time loop of ``ops.recurrent_cells``, which only does the hidden matmul and the gate
+math. Backward is hand-written BPTT on arrays; the weight gradients are again one matmul each
+over all steps, (G·H, T·N) @ (T·N, in or H). Variable lengths follow PyTorch's packed
 sequences: a sequence's last state is the one at its last real step, the reverse direction
 starts there, and outputs past the end are zero.
 
@@ -83,22 +84,26 @@ def _initial(state, order, H: int, N: int, dtype):
 
 
 def _forward(ctx, mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse):
-    T, N, _ = x.shape
+    T, N, n_in = x.shape
     H = w_hh.shape[1]
     dtype = x.dtype
     order = _Order(lengths, T, reverse)
-    xs = xp.ascontiguousarray(order.to_steps(x))  # (T, N, in) in step order
     scale = _scale(mode, H, dtype)
-    # The input part of every gate for every step in one (batched) matmul, biases folded in
-    # (all but the GRU's b_hn, which r multiplies).
-    G = xp.matmul(w_ih * scale[:, None], xs.transpose(0, 2, 1))  # (T, G·H, N)
+    w_in = w_ih * scale[:, None]  # (G·H, in)
+    # The input part of every gate for every step in one (batched) matmul. The biases (all
+    # but the GRU's b_hn, which r multiplies) ride along as weights of a column of ones,
+    # which also hands their gradient back from the weight-gradient matmul.
+    xs = xp.empty((T, N, n_in + (b_ih is not None)), dtype)  # (T, N, in [+ 1]), step order
+    xs[:, :, :n_in] = order.to_steps(x)
     b_hn = None
     if b_ih is not None:
         bias = b_ih + b_hh
         if mode == "gru":
             bias[2 * H:] = b_ih[2 * H:]
             b_hn = (b_hh[2 * H:] * scale[2 * H:])[:, None]  # (H, 1)
-        G += (bias * scale)[:, None]
+        xs[:, :, n_in] = 1
+        w_in = xp.concatenate([w_in, (bias * scale)[:, None]], axis=1)  # (G·H, in + 1)
+    G = xp.matmul(w_in, xs.transpose(0, 2, 1))  # (T, G·H, N)
     w = w_hh * scale[:, None]  # (G·H, H)
 
     Hs = xp.empty((T + 1, H, N), dtype)
@@ -140,7 +145,7 @@ def _loop_grad(grad, order):
 def _backward(ctx, grad):
     w_ih, w_hh, xs, *arrays = ctx.saved
     mode, order = ctx.mode, ctx.order
-    T, N, n_in = xs.shape
+    T, N, n_in = xs.shape[0], xs.shape[1], w_ih.shape[1]
     H = grad.shape[2]
     dY = xp.ascontiguousarray(order.to_steps(grad[:T]).transpose(0, 2, 1))  # (T, H, N)
     dh = _loop_grad(grad[T], order)
@@ -163,15 +168,15 @@ def _backward(ctx, grad):
         dx = xp.empty((T, N, n_in), xs.dtype)
         order.from_steps((dGI2.T @ w_ih).reshape(T, N, n_in), dx)  # (T, N, in)
         grads[0] = dx
-    if need[1]:
-        grads[1] = dGI2 @ xs.reshape(T * N, n_in)
+    if need[1] or need[3] or (need[4] and dGH is dGI):
+        dw = dGI2 @ xs.reshape(T * N, -1)  # (G·H, in [+ 1]): the ones give the bias's
+        grads[1] = dw[:, :n_in] if need[1] else None
+        grads[3] = dw[:, n_in] if need[3] else None
     if need[2]:
         h_prev = Hs[:T].transpose(0, 2, 1).reshape(T * N, H)  # states before each step
         grads[2] = dGH2 @ h_prev
-    if need[3]:
-        grads[3] = dGI2.sum(axis=1)
     if need[4]:
-        grads[4] = grads[3] if dGH is dGI and need[3] else dGH2.sum(axis=1)
+        grads[4] = dw[:, n_in] if dGH is dGI else dGH2.sum(axis=1)
     if need[5]:
         grads[5] = order.unsort(dh.T)
     if mode == "lstm" and need[6]:

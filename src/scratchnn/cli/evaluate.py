@@ -1,4 +1,4 @@
-"""``scratchnn evaluate``: re-compute a run's test metrics, or score it on another CSV file."""
+"""``scratchnn evaluate``: re-compute a run's test metrics, or score it on other data."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ def add_parser(commands: Any) -> None:
     from scratchnn.cli.main import add_common
 
     p = commands.add_parser(
-        "evaluate", help="metrics of a trained run on its test rows or on a CSV file",
+        "evaluate", help="metrics of a trained run on its test rows or on other data",
         description="Load a run's best model and preprocessing and compute its metrics: on "
                     "the run's own held-out test rows (the same numbers training printed), "
-                    "or on every row of --data.")
+                    "or on every row of --data (an image folder with one subfolder per class "
+                    "for an image-folder run).")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by 'train'")
-    p.add_argument("--data", metavar="CSV",
-                   help="evaluate on all rows of this CSV file (it needs the target column)")
+    p.add_argument("--data", metavar="CSV|FOLDER",
+                   help="evaluate on all rows of this CSV file (it needs the target column), "
+                        "or on all images of this class-per-subfolder folder")
     add_common(p)
     p.set_defaults(run=run_evaluate)
 
@@ -25,9 +27,10 @@ def add_parser(commands: Any) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate and print the metrics."""
     from scratchnn.cli.main import emit_json, format_metrics, note
-    from scratchnn.recipes import evaluate_run
+    from scratchnn.recipes import evaluate_classifier, evaluate_run, run_recipe
 
-    result = evaluate_run(args.run_dir, data=args.data)
+    evaluate = evaluate_classifier if run_recipe(args.run_dir) == "classify" else evaluate_run
+    result = evaluate(args.run_dir, data=args.data)
     if result["n_dropped"]:
         note(f"dropped {result['n_dropped']} row(s) with a missing target")
     if args.json:

@@ -1,4 +1,4 @@
-"""``scratchnn predict``: apply a trained run to the rows of a CSV file."""
+"""``scratchnn predict``: apply a trained run to the rows of a CSV file or to image files."""
 
 from __future__ import annotations
 
@@ -11,13 +11,17 @@ def add_parser(commands: Any) -> None:
     from scratchnn.cli.main import add_common
 
     p = commands.add_parser(
-        "predict", help="predict the rows of a CSV file with a trained run",
+        "predict", help="predict the rows of a CSV file (or image files) with a trained run",
         description="Apply a run's saved preprocessing and best model to every row of a CSV "
                     "file. The output has one row per input row: 'prediction' (in the "
                     "original label values or target units) and, for classification, a "
-                    "'prob_<class>' column per class. A target column in the input is ignored.")
+                    "'prob_<class>' column per class. A target column in the input is ignored. "
+                    "An image-folder run takes a folder (every file under it) or a CSV with a "
+                    "'path' column, and adds each file's 'path'; a text run takes a CSV with "
+                    "its text column.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by 'train'")
-    p.add_argument("--input", required=True, metavar="CSV", help="the rows to predict")
+    p.add_argument("--input", required=True, metavar="CSV|FOLDER",
+                   help="the rows (or image files) to predict")
     p.add_argument("--output", required=True, metavar="CSV", help="where to write predictions")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     add_common(p)
@@ -27,9 +31,10 @@ def add_parser(commands: Any) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     """Predict and say where the predictions went."""
     from scratchnn.cli.main import emit_json
-    from scratchnn.recipes import predict_run
+    from scratchnn.recipes import predict_classifier, predict_run, run_recipe
 
-    result = predict_run(args.run_dir, args.input, args.output, overwrite=args.overwrite)
+    predict = predict_classifier if run_recipe(args.run_dir) == "classify" else predict_run
+    result = predict(args.run_dir, args.input, args.output, overwrite=args.overwrite)
     if args.json:
         emit_json(result)
         return 0

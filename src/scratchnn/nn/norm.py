@@ -135,6 +135,9 @@ class _BatchNorm(_Affine):
     """
 
     _expected_ndims: tuple[int, ...] = ()
+    #: When True (see ``scratchnn.finetune.freeze_batchnorm_stats``), training mode behaves as
+    #: evaluation: the running statistics normalise and are never updated.
+    frozen_stats: bool = False
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, dtype=None, *,
@@ -186,8 +189,9 @@ class _BatchNorm(_Affine):
         x = ensure_tensor(x)
         self._check_input(x)
         # Batch statistics in training, and always when there are no running statistics.
-        use_batch_stats = self.training or self.running_mean is None
-        update = self.training and self.track_running_stats
+        training = self.training and not (self.frozen_stats and self.running_mean is not None)
+        use_batch_stats = training or self.running_mean is None
+        update = training and self.track_running_stats
         if use_batch_stats and x.size // x.shape[1] <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input "
                              f"size {tuple(x.shape)}")

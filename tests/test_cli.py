@@ -236,3 +236,122 @@ def test_help_version_and_usage_errors():
     assert rc == 1 and "neither an existing CSV file nor a built-in" in one_error_line(err)
     rc, _, err = cli("train", "--data", "no_such_file.csv", "--debug")
     assert rc == 1 and err.startswith("Traceback") and err.splitlines()[-1].startswith("error:")
+
+
+# --------------------------------------------------------------------------- new-user defects
+def write_rows(path: Path, header: list[str], rows: list[list], delimiter: str = ",") -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, delimiter=delimiter)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def sizes_csv(path: Path, n: int = 200, decimals: int = 2) -> Path:
+    """A continuous 'size' column (nearly every value distinct) and a string 'label'."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(n):
+        size = round(float(rng.uniform(0, 10)), decimals)
+        rows.append([["red", "blue"][i % 2], size, round(float(rng.normal()), 3),
+                     "big" if size > 5 else "small"])
+    return write_rows(path, ["id_color", "size", "weight", "label"], rows)
+
+
+def test_a_continuous_target_is_refused_for_classification(tmp_path):
+    data = sizes_csv(tmp_path / "my.csv")
+    rc, out, err = cli("train", "--data", data, "--target", "size", "--task", "classification",
+                       "--no-progress", "--out", tmp_path / "run")
+    line = one_error_line(err)
+    assert rc == 1 and out == ""
+    assert re.search(r"target 'size' has \d+ classes for 200 rows", line), line
+    assert "too few rows per class to split into train/validation/test" in line
+    assert line.endswith("pass --task regression")
+    assert not (tmp_path / "run").exists()
+
+
+def test_classes_too_small_to_stratify_are_named(tmp_path):
+    rows = [[float(i), "a" if i % 2 else "b"] for i in range(40)] + [[99.0, "rare"]]
+    data = write_rows(tmp_path / "d.csv", ["x", "y"], rows)
+    rc, out, err = cli("train", "--data", data, "--target", "y", "--epochs", "1",
+                       "--no-progress", "--json", "--out", tmp_path / "run")
+    assert rc == 0, err
+    assert ("1 of 3 classes of target 'y' have fewer than 3 rows and are in the training rows "
+            "only, not in the validation or test rows: 'rare'") in err
+
+
+def test_too_few_rows_for_the_test_split_is_an_error_not_a_false_note(tmp_path):
+    data = write_rows(tmp_path / "d.csv", ["x", "y"], [[1, 0.5], [2, 1.5]])
+    rc, _, err = cli("train", "--data", data, "--target", "y", "--task", "regression",
+                     "--no-progress", "--out", tmp_path / "run")
+    line = one_error_line(err)
+    assert rc == 1 and "test_fraction is 0" not in line
+    assert "too few rows (2) for validation and test rows" in line
+    assert "--val-fraction 0 --test-fraction 0" in line
+
+
+def test_help_prints_single_percent_signs():
+    rc, out, _ = cli("train", "--help")
+    assert rc == 0 and "15% validation and 20% test rows" in out and "%%" not in out
+
+
+def test_resume_with_nothing_to_train_says_so(tmp_path):
+    data = sizes_csv(tmp_path / "d.csv")
+    rc, _, err = cli("train", "--data", data, "--target", "label", "--epochs", "3",
+                     "--patience", "0", "--no-progress", "--out", tmp_path / "done")
+    assert rc == 0, err
+    for epochs in ("2", "3"):
+        rc, out, err = cli("train", "--resume", tmp_path / "done", "--epochs", epochs,
+                           "--no-progress")
+        assert rc == 0, err
+        assert (f"note: nothing to do: {tmp_path / 'done'} already trained 3 epochs; pass "
+                "--epochs > 3 to continue") in err
+        assert "trained 3 epochs (completed" in out
+    rc, _, err = cli("train", "--resume", tmp_path / "done", "--no-progress")
+    assert rc == 0 and "nothing to do" in err
+    assert json.loads((tmp_path / "done" / "config.json").read_text())["training"]["epochs"] == 3
+
+    rc, _, err = cli("train", "--data", data, "--target", "label", "--patience", "1",
+                     "--lr", "1", "--no-progress", "--out", tmp_path / "early")
+    assert rc == 0, err
+    stopped = json.loads((tmp_path / "early" / "trainer_state.json").read_text())["epoch"]
+    assert stopped < 300
+    rc, out, err = cli("train", "--resume", tmp_path / "early", "--epochs", "400",
+                       "--no-progress")
+    assert rc == 0, err
+    assert f"nothing to do: {tmp_path / 'early'} stopped early at epoch {stopped}" in err
+    assert "--patience" in err and f"trained {stopped} epochs (early stopping" in out
+    assert "stopped early is finished" in " ".join(cli("train", "--help")[1].split())
+
+
+def test_string_target_with_task_regression_names_the_line(tmp_path):
+    data = sizes_csv(tmp_path / "my.csv")
+    rc, _, err = cli("train", "--data", data, "--target", "label", "--task", "regression",
+                     "--no-progress", "--out", tmp_path / "run")
+    line = one_error_line(err)
+    assert rc == 2
+    assert f"{data}, line 2: column 'label' must be numeric, got " in line  # 1st data row
+    assert "--task regression needs a numeric target" in line and "row 0" not in line
+
+
+def test_predict_missing_input_and_one_row(default_run, tmp_path):
+    _, run_dir = default_run
+    rc, _, err = cli("predict", run_dir, "--input", tmp_path / "nope.csv",
+                     "--output", tmp_path / "p.csv")
+    assert rc == 1
+    assert one_error_line(err) == f"error: input file {tmp_path / 'nope.csv'} does not exist"
+    table = load_table("iris")
+    write_csv(table.take([0]), tmp_path / "one.csv")
+    rc, out, err = cli("predict", run_dir, "--input", tmp_path / "one.csv",
+                       "--output", tmp_path / "p.csv")
+    assert rc == 0, err
+    assert out.startswith(f"wrote 1 prediction to {tmp_path / 'p.csv'} ")
+
+
+def test_a_semicolon_separated_file_gets_a_hint(tmp_path):
+    data = write_rows(tmp_path / "semi.csv", ["id_color", "size", "label"],
+                      [["red", 1, "a"], ["blue", 2, "b"]], delimiter=";")
+    rc, _, err = cli("train", "--data", data, "--target", "label", "--out", tmp_path / "run")
+    line = one_error_line(err)
+    assert rc == 1 and "columns are: id_color;size;label" in line
+    assert "the file looks ';'-separated, but scratchnn reads comma-separated CSV" in line

@@ -279,3 +279,16 @@ def test_a_missing_text_column_lists_the_columns(text_csv, tmp_path):
     assert rc == 1
     assert one_error_line(err) == ("error: column 'body' not found; columns are: text, label, "
                                    "source")
+
+
+def test_an_id_like_target_is_refused_before_training(tmp_path):
+    path = tmp_path / "seq.csv"
+    path.write_text("t0,t1,y\n" + "".join(f"{i % 7},{i % 5},{i}\n" for i in range(50)))
+    rc, _, err = cli("train", "--data", path, "--target", "y", "--model", "gru",
+                     "--out", tmp_path / "run", "--no-progress")
+    assert rc == 1
+    assert one_error_line(err) == (
+        "error: target 'y' has 50 classes for 50 rows and 50 of them have fewer than 3 rows "
+        "(50 have a single row): too few rows per class to split into train/validation/test "
+        "rows; if 'y' is a continuous value, use --model mlp --task regression")
+    assert not (tmp_path / "run").exists()

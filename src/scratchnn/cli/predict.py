@@ -38,6 +38,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result)
         return 0
-    print(f"wrote {result['n_rows']} predictions to {result['output']} "
+    n = result["n_rows"]
+    print(f"wrote {n} prediction{'' if n == 1 else 's'} to {result['output']} "
           f"(columns: {', '.join(result['columns'])})")
     return 0

@@ -27,7 +27,7 @@ image statistics, the vocabulary or the sequence layout, fitted on the training 
 
 _EPILOG = """\
 defaults: hidden 64, tanh, xavier_uniform, adamw (lr 0.01, weight decay 0.3), batch size 16,
-up to 300 epochs, patience 40, 15%% validation and 20%% test rows, seed 0. Default lr per
+up to 300 epochs, patience 40, 15% validation and 20% test rows, seed 0. Default lr per
 optimizer: adamw/adam 0.01, sgd 0.05 (momentum 0.9), rmsprop 0.003, adagrad 0.1.
 
 CNN (images): channels 32,64, kernel 3, batch norm, max pool, relu, dropout 0.1, adamw
@@ -227,8 +227,11 @@ def add_parser(commands: Any) -> None:
     run.add_argument("--overwrite", action="store_true",
                      help="replace an existing run in --out (only once training succeeded)")
     run.add_argument("--resume", metavar="RUN_DIR",
-                     help="continue a saved run exactly from its last checkpoint (only "
-                          "--epochs may be changed)")
+                     help="continue a saved run exactly from its last checkpoint; only "
+                          "--epochs may be given (a new total, more than the epochs already "
+                          "trained). A run that stopped early is finished and is not "
+                          "continued (train a new one with a larger --patience); a note says "
+                          "when there is nothing to do")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_common(p)
     p.set_defaults(run=run_train)

@@ -39,6 +39,19 @@ def _sizes(m: int, val_fraction: float, test_fraction: float) -> tuple[int, int]
     return n_val, n_test
 
 
+def min_group_rows(val_fraction: float, test_fraction: float) -> int:
+    """The fewest rows a stratification group (class) needs to have at least one row in train
+    and in each split with a non-zero fraction (smaller groups go to train only)."""
+    val_fraction = _check_fraction("val_fraction", val_fraction)
+    test_fraction = _check_fraction("test_fraction", test_fraction)
+    m = 1
+    while True:
+        n_val, n_test = _sizes(m, val_fraction, test_fraction)
+        if (n_val > 0 or val_fraction == 0) and (n_test > 0 or test_fraction == 0):
+            return m
+        m += 1
+
+
 def _group_rows(labels: Any, n: int) -> list[np.ndarray]:
     """Row indices of each distinct label, in order of first appearance."""
     arr = np.asarray(labels)

@@ -57,6 +57,17 @@ def _as_column(name: str, values: Any) -> np.ndarray:
     return out
 
 
+def _separator_hint(columns: list[str]) -> str:
+    """When the only column's name holds ';' or a tab, the file was probably read with the
+    wrong delimiter: say so."""
+    if len(columns) == 1:
+        for sep, name in ((";", "';'"), ("\t", "tab")):
+            if sep in columns[0]:
+                return (f" (one column only: the file looks {name}-separated, but scratchnn "
+                        "reads comma-separated CSV)")
+    return ""
+
+
 class Table(Mapping[str, np.ndarray]):
     """An ordered mapping column name -> 1-D column, all of the same length.
 
@@ -105,7 +116,8 @@ class Table(Mapping[str, np.ndarray]):
     def _check(self, name: str) -> None:
         if name not in self._cols:
             have = ", ".join(self._cols) or "(none)"
-            raise ColumnNotFoundError(f"column {name!r} not found; columns are: {have}")
+            raise ColumnNotFoundError(f"column {name!r} not found; columns are: {have}"
+                                      f"{_separator_hint(self.columns)}")
 
     def is_numeric(self, name: str) -> bool:
         """Whether column ``name`` is numeric (float64) rather than categorical."""

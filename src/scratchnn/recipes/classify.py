@@ -34,6 +34,7 @@ from scratchnn.recipes.tabular import (
     TabularResult,
     _make_optimizer,
     _make_scheduler,
+    _resume_epochs,
     _rngs,
 )
 from scratchnn.recipes.tabular_data import Splits, split_rows
@@ -312,10 +313,12 @@ def resume_classifier(run_dir: str | Path, epochs: int | None = None,
     config = ckpt.read_json(run_dir / ckpt.CONFIG_FILE)
     if not isinstance(config, dict) or config.get("recipe") != RECIPE:
         raise ScratchnnError(f"{run_dir / ckpt.CONFIG_FILE} is not a {RECIPE} run config")
-    if epochs is not None:
-        config["training"]["epochs"] = epochs
+    note = _resume_epochs(run_dir, config, epochs)
     config["training"]["progress"] = progress
-    return _run(run_dir, config, resume=True)
+    result = _run(run_dir, config, resume=True)
+    if note:
+        result.notes.insert(0, note)
+    return result
 
 
 def _run(run_dir: Path, config: dict[str, Any], resume: bool) -> TabularResult:
@@ -341,7 +344,8 @@ def _run(run_dir: Path, config: dict[str, Any], resume: bool) -> TabularResult:
         split = config["split"]
         splits, n_dropped = split_rows(samples.labels, spec.target, "classification",
                                        split["val_fraction"], split["test_fraction"],
-                                       rngs["split"])
+                                       rngs["split"], notes=notes,
+                                       regression_hint="use --model mlp --task regression")
         if n_dropped:
             notes.append(f"dropped {n_dropped} example(s) with a missing target "
                          f"{spec.target!r}")

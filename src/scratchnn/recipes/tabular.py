@@ -22,6 +22,7 @@ from scratchnn.models import MLP, MLPConfig
 from scratchnn.recipes.tabular_data import (
     DataSource,
     Splits,
+    check_regression_target,
     default_target,
     encode,
     infer_task,
@@ -163,6 +164,7 @@ def _resolve(opts: TabularOptions, source: DataSource,
         task, note = infer_task(table, target, source)
         if note:
             notes.append(note)
+    check_regression_target(table, target, task, source)
     loss = opts.loss or ("ce" if task == "classification" else "mse")
     try:  # option errors surface now, before the run directory is touched
         MLPConfig(1, 1, hidden_sizes=tuple(opts.hidden), activation=opts.activation,
@@ -231,10 +233,38 @@ def resume_tabular(run_dir: str | Path, epochs: int | None = None,
     config = ckpt.read_json(run_dir / ckpt.CONFIG_FILE)
     if not isinstance(config, dict) or config.get("recipe") != "tabular":
         raise ScratchnnError(f"{run_dir / ckpt.CONFIG_FILE} is not a tabular run config")
-    if epochs is not None:
-        config["training"]["epochs"] = epochs
+    note = _resume_epochs(run_dir, config, epochs)
     config["training"]["progress"] = progress
-    return _run(run_dir, config, [], table=None)
+    result = _run(run_dir, config, [], table=None)
+    if note:
+        result.notes.insert(0, note)
+    return result
+
+
+def _resume_epochs(run_dir: Path, config: dict[str, Any], epochs: int | None) -> str | None:
+    """Set the resumed run's total ``epochs`` in ``config``, unless it has nothing left to
+    train: then keep the saved total and return a note that says why.
+
+    A run that stopped early is finished: more epochs would not be what an uninterrupted run
+    with the same settings does (it stops at the same epoch), so it is not continued.
+    """
+    state = ckpt.read_json(run_dir / ckpt.STATE_FILE)
+    if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
+        config["training"]["epochs"] = epochs or config["training"]["epochs"]
+        return None  # the resume itself reports what is wrong with the state file
+    done = state["epoch"]
+    if state.get("stop_reason") == "early stopping":
+        stopper = state.get("early_stopping") or {}
+        return (f"nothing to do: {run_dir} stopped early at epoch {done} (best epoch "
+                f"{stopper.get('best_epoch')}, patience {stopper.get('patience')}) and a run "
+                "that stopped early is finished; to train longer, start a new run with a larger "
+                "--patience (0 disables early stopping)")
+    total = config["training"]["epochs"] if epochs is None else epochs
+    if total <= done:
+        return (f"nothing to do: {run_dir} already trained {done} epochs; pass --epochs > "
+                f"{done} to continue")
+    config["training"]["epochs"] = total
+    return None
 
 
 def _run(run_dir: Path, config: dict[str, Any], notes: list[str],
@@ -253,7 +283,8 @@ def _run(run_dir: Path, config: dict[str, Any], notes: list[str],
         splits = Splits.from_dict(ckpt.read_json(split_path), len(table), split_path)
     else:
         splits, n_dropped = split_rows(table, target, task, config["split"]["val_fraction"],
-                                       config["split"]["test_fraction"], rngs["split"])
+                                       config["split"]["test_fraction"], rngs["split"],
+                                       notes=notes)
         config["data"].update(n_rows=len(table), n_dropped=n_dropped)
         if n_dropped:
             notes.append(f"dropped {n_dropped} row(s) with a missing target {target!r}")

@@ -11,6 +11,7 @@ import numpy as np
 
 from scratchnn.data import (
     BUILTIN_DATASETS,
+    CSVError,
     Preprocessor,
     Table,
     builtin_info,
@@ -18,9 +19,12 @@ from scratchnn.data import (
     load_table,
     train_val_test_split,
 )
+from scratchnn.data.split import min_group_rows
+from scratchnn.data.table import NUMERIC
 from scratchnn.errors import ScratchnnError, UsageError
 
-__all__ = ["DataSource", "Splits", "infer_task", "resolve_source", "split_rows"]
+__all__ = ["DataSource", "Splits", "check_regression_target", "infer_task", "resolve_source",
+           "split_rows"]
 
 #: A numeric target with at most this many distinct integer values is taken as class labels.
 MAX_INFERRED_CLASSES = 20
@@ -113,6 +117,21 @@ def infer_task(table: Table, target: str, source: DataSource) -> tuple[str, str 
                           f"{len(values)} distinct values); pass --task to override")
 
 
+def check_regression_target(table: Table, target: str, task: str, source: DataSource) -> None:
+    """Raise when ``task`` is regression but the target column is not numeric; for a CSV file
+    the message names the line of the first non-numeric value."""
+    if task != "regression" or table.is_numeric(target):
+        return
+    hint = (f"--task regression needs a numeric target (pass --task classification, or leave "
+            f"--task out, to predict {target!r} as classes)")
+    if source.kind == "csv":
+        try:  # reading the target as numeric fails at its first non-number, naming the line
+            source.load({target: NUMERIC})
+        except CSVError as e:
+            raise UsageError(f"{e}; {hint}") from None
+    raise UsageError(hint)
+
+
 @dataclass
 class Splits:
     """Row indices of each split into the table as loaded (before dropping missing targets)."""
@@ -141,8 +160,15 @@ class Splits:
 
 
 def split_rows(table: Table, target: str, task: str, val_fraction: float,
-               test_fraction: float, rng: np.random.Generator) -> tuple[Splits, int]:
+               test_fraction: float, rng: np.random.Generator,
+               regression_hint: str = "pass --task regression",
+               notes: list[str] | None = None) -> tuple[Splits, int]:
     """Drop rows with a missing target, split the rest (stratified for classification).
+
+    A split asked for (a non-zero fraction) that comes out empty is an error, and so is a
+    classification target where most rows are in classes too small to stratify (a continuous
+    value taken as class labels: ``regression_hint`` says what to do instead). Classes that
+    are too small to reach every split are named in ``notes``.
 
     Returns:
         (splits as indices into ``table``, number of rows dropped).
@@ -153,9 +179,54 @@ def split_rows(table: Table, target: str, task: str, val_fraction: float,
     labels = table[target][keep] if task == "classification" else None
     tr, va, te = train_val_test_split(len(keep), val_fraction=val_fraction,
                                       test_fraction=test_fraction, stratify=labels, rng=rng)
+    if labels is not None:
+        _check_classes(table[target], labels, target, val_fraction, test_fraction,
+                       regression_hint, notes)
     if tr.size == 0:
         raise ScratchnnError(f"too few rows ({keep.size}) to train on")
+    empty = [(name, flag) for name, flag, fraction, rows in (
+        ("validation", "--val-fraction", val_fraction, va),
+        ("test", "--test-fraction", test_fraction, te)) if fraction > 0 and rows.size == 0]
+    if empty:
+        raise ScratchnnError(
+            f"too few rows ({keep.size}) for {' and '.join(n for n, _ in empty)} rows "
+            f"(val_fraction {val_fraction}, test_fraction {test_fraction}); add rows, or "
+            f"pass {' '.join(f'{flag} 0' for _, flag in empty)}")
     return Splits(keep[tr], keep[va], keep[te]), int(len(table) - keep.size)
+
+
+def _check_classes(column: np.ndarray, labels: np.ndarray, target: str, val_fraction: float,
+                   test_fraction: float, regression_hint: str,
+                   notes: list[str] | None) -> None:
+    """Raise when most rows are in classes too small to stratify; note the small classes."""
+    need = min_group_rows(val_fraction, test_fraction)
+    values, counts = np.unique(labels, return_counts=True)
+    small = counts < need
+    if not small.any():
+        return
+    singles = int((counts == 1).sum())
+    held_out = ["validation"] * (val_fraction > 0) + ["test"] * (test_fraction > 0)
+    hint = f"; if {target!r} is a continuous value, {regression_hint}"
+    if 2 * int(counts[small].sum()) > len(labels):
+        raise ScratchnnError(
+            f"target {target!r} has {len(values)} classes for {len(labels)} rows and "
+            f"{int(small.sum())} of them have fewer than {need} rows ({singles} have a single "
+            f"row): too few rows per class to split into {'/'.join(['train', *held_out])} "
+            f"rows{hint if column.dtype != object else ''}")
+    if notes is not None:
+        shown = ", ".join(repr(_label(v)) for v in values[small][:5])
+        more = "" if small.sum() <= 5 else ", ..."
+        fractional = column.dtype != object and not np.all(values == np.round(values))
+        notes.append(f"{int(small.sum())} of {len(values)} classes of target {target!r} have "
+                     f"fewer than {need} rows and are in the training rows only, not in the "
+                     f"{' or '.join(held_out)} rows: {shown}{more}{hint if fractional else ''}")
+
+
+def _label(value: Any) -> Any:
+    """A class label as the user wrote it: 3.0 -> 3."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def encode(prep: Preprocessor, table: Table, rows: np.ndarray | None = None

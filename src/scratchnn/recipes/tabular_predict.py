@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from scratchnn.data import Table, drop_missing_target, load_table, write_csv
+from scratchnn.data import BUILTIN_DATASETS, Table, drop_missing_target, load_table, write_csv
 from scratchnn.errors import ScratchnnError
 from scratchnn.recipes.tabular_data import DataSource, Splits, encode
 from scratchnn.training import checkpoint as ckpt
@@ -85,6 +85,11 @@ def predict_run(run_dir: str | Path, input_csv: str | Path, output_csv: str | Pa
     Returns:
         ``{"run_dir", "input", "output", "n_rows", "columns"}``.
     """
+    if not Path(input_csv).exists() and str(input_csv) not in BUILTIN_DATASETS:
+        raise ScratchnnError(f"input file {input_csv} does not exist")
+    if Path(input_csv).is_dir():
+        raise ScratchnnError(f"input {input_csv} is a folder; this model predicts the rows "
+                             "of a CSV file")
     output = Path(output_csv)
     if output.exists() and not overwrite:
         raise ScratchnnError(f"output file {output} already exists; pass --overwrite to "

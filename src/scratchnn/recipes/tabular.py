@@ -206,8 +206,8 @@ def train_tabular(options: TabularOptions) -> TabularResult:
     """
     notes: list[str] = []
     source = resolve_source(options.data)
-    run = RunDir(options.out or default_run_dir(source.name), options.overwrite)
     config, table = _resolve(options, source, notes)
+    run = RunDir(options.out or default_run_dir(source.name), options.overwrite)
     try:
         run.create()
         result = _run(run.path, config, notes, table=table)

@@ -22,9 +22,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from scratchnn.data.lm import eval_starts, read_text, sample_batch, split_ids, windows_at
+from scratchnn.data.lm import (
+    encode_text,
+    eval_starts,
+    read_text,
+    sample_batch,
+    split_ids,
+    windows_at,
+)
 from scratchnn.data.tokenizers import CharTokenizer
-from scratchnn.recipes.lm import BETAS, encode_text, lm_rngs
+from scratchnn.recipes.lm import BETAS, lm_rngs
 
 THREADS = 2
 

@@ -29,7 +29,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from scratchnn.cli.main import emit_json, format_metrics, note
     from scratchnn.recipes import evaluate_classifier, evaluate_run, run_recipe
 
-    evaluate = evaluate_classifier if run_recipe(args.run_dir) == "classify" else evaluate_run
+    recipe = run_recipe(args.run_dir)
+    evaluate = evaluate_classifier if recipe == "classify" else evaluate_run
+    if recipe == "finetune":
+        from scratchnn.recipes.finetune_runs import evaluate_finetuned as evaluate
     result = evaluate(args.run_dir, data=args.data)
     if result["n_dropped"]:
         note(f"dropped {result['n_dropped']} row(s) with a missing target")

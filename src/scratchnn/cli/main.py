@@ -90,7 +90,7 @@ def format_metrics(task: str, metrics: dict[str, Any], label: str = "test",
 def build_parser() -> argparse.ArgumentParser:
     """The ``scratchnn`` parser with its sub-commands."""
     from scratchnn import __version__
-    from scratchnn.cli import evaluate, lm, predict, train
+    from scratchnn.cli import evaluate, finetune, lm, lora, predict, train
 
     parser = ArgumentParser(
         prog="scratchnn",
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"scratchnn {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND",
                                      parser_class=ArgumentParser)
-    for module in (train, evaluate, predict, lm):
+    for module in (train, evaluate, predict, lm, finetune, lora):
         module.add_parser(commands)
     return parser
 

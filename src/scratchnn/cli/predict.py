@@ -33,7 +33,10 @@ def run_predict(args: argparse.Namespace) -> int:
     from scratchnn.cli.main import emit_json
     from scratchnn.recipes import predict_classifier, predict_run, run_recipe
 
-    predict = predict_classifier if run_recipe(args.run_dir) == "classify" else predict_run
+    recipe = run_recipe(args.run_dir)
+    predict = predict_classifier if recipe == "classify" else predict_run
+    if recipe == "finetune":
+        from scratchnn.recipes.finetune_runs import predict_finetuned as predict
     result = predict(args.run_dir, args.input, args.output, overwrite=args.overwrite)
     if args.json:
         emit_json(result)

@@ -1,0 +1,266 @@
+"""End-to-end tests of ``scratchnn finetune`` and ``scratchnn lora merge`` on tiny models."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scratchnn.cli.main import main
+from scratchnn.data import load_builtin, read_csv, write_csv
+from scratchnn.data.table import Table
+from scratchnn.serialization import load_tensors
+
+POSITIVE = ["good", "great", "nice", "fine", "love"]
+NEGATIVE = ["bad", "awful", "poor", "hate", "terrible"]
+FILLER = ["the", "movie", "food", "was", "is", "really", "very", "it", "a", "place"]
+
+
+def cli(*args: object) -> tuple[int, str, str]:
+    """Run ``scratchnn ARGS`` in-process; return (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main([str(a) for a in args])
+    return rc, out.getvalue(), err.getvalue()
+
+
+def ok(*args: object) -> str:
+    rc, out, err = cli(*args)
+    assert rc == 0, err
+    return out
+
+
+def results(run: Path) -> dict:
+    return json.loads((run / "results.json").read_text())
+
+
+# --------------------------------------------------------------------------- tables (MLP)
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory):
+    """An MLP trained on iris, and a CSV of the iris features with a new label set."""
+    folder = tmp_path_factory.mktemp("iris")
+    ok("train", "--data", "iris", "--epochs", "40", "--out", folder / "src", "--no-progress")
+    table = load_builtin("iris")
+    columns = {c: table[c] for c in table.columns if c != "target"}
+    columns["size"] = np.where(table["target"] == 2, "large", "small").astype(object)
+    write_csv(Table(columns), folder / "new.csv")
+    return folder
+
+
+def test_new_head_on_a_new_label_set(iris_run):
+    run = iris_run / "ft"
+    out = ok("finetune", iris_run / "src", "--data", iris_run / "new.csv", "--target", "size",
+             "--new-head", "--epochs", "30", "--lr", "0.01", "--out", run, "--no-progress")
+    assert "trained 450 of 450 parameters (100.00%)" in out  # 4·64+64 + 64·2+2
+    res = results(run)
+    assert res["classes"] == ["large", "small"]
+    assert res["metrics"]["accuracy"] >= 0.9
+    rc, out, err = cli("evaluate", run, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["metrics"]["accuracy"] == res["metrics"]["accuracy"]
+
+
+def test_old_labels_need_new_head(iris_run):
+    rc, _, err = cli("finetune", iris_run / "src", "--data", iris_run / "new.csv", "--target",
+                     "size", "--out", iris_run / "bad", "--no-progress")
+    assert rc == 2 and "pass --new-head" in err and len(err.strip().splitlines()) == 1
+    assert not (iris_run / "bad").exists()
+
+
+def test_lora_run_evaluates_predicts_and_merges(iris_run):
+    run = iris_run / "lora"
+    out = ok("finetune", iris_run / "src", "--data", iris_run / "new.csv", "--target", "size",
+             "--new-head", "--lora-rank", "2", "--lora-targets", "net.0", "--epochs", "20",
+             "--lr", "0.01", "--out", run, "--no-progress")
+    assert "trained 266 of 586 parameters" in out  # A 2·4 + B 64·2 + head 130
+    names = {p.name for p in run.iterdir()}
+    assert {"adapter.safetensors", "adapter_config.json"} <= names
+    assert "model.safetensors" not in names  # adapters alone; the base is referenced
+    tensors, _ = load_tensors(run / "adapter.safetensors")
+    assert sorted(tensors) == ["net.0.lora_A", "net.0.lora_B", "net.2.bias", "net.2.weight"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["source"]["path"] == str((iris_run / "src").resolve())
+    rc, out, err = cli("evaluate", run, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["metrics"] == results(run)["metrics"]
+    ok("predict", run, "--input", iris_run / "new.csv", "--output", iris_run / "p_lora.csv")
+    out = ok("lora", "merge", run)
+    merged = Path(str(run) + "-merged")
+    assert "model.safetensors" in {p.name for p in merged.iterdir()}
+    ok("predict", merged, "--input", iris_run / "new.csv", "--output", iris_run / "p_m.csv")
+    a, b = read_csv(iris_run / "p_lora.csv"), read_csv(iris_run / "p_m.csv")
+    assert list(a["prediction"]) == list(b["prediction"])
+    for col in ("prob_large", "prob_small"):
+        assert np.abs(a[col] - b[col]).max() <= 1e-5
+
+
+def test_lora_target_matching_nothing(iris_run):
+    rc, out, err = cli("finetune", iris_run / "src", "--data", iris_run / "new.csv",
+                       "--target", "size", "--new-head", "--lora-rank", "2", "--lora-targets",
+                       "*.attn", "--out", iris_run / "none", "--no-progress")
+    assert rc != 0 and out == ""
+    line = err.strip().splitlines()
+    assert len(line) == 1 and line[0].startswith("error: LoRA target pattern '*.attn' "
+                                                 "matches no Linear module")
+    assert "net.0, net.2" in line[0]  # the candidates
+    assert not (iris_run / "none").exists()
+
+
+# --------------------------------------------------------------------------- images (CNN)
+def _image_folder(root: Path, classes: dict[str, np.ndarray], n: int, seed: int) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name, pattern in classes.items():
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            pixels = np.clip(pattern + rng.normal(0, 30, pattern.shape), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8), "L").save(root / name / f"{i}.png")
+    return root
+
+
+def test_cnn_freeze_keeps_frozen_weights_bit_identical(tmp_path):
+    stripes = np.tile([[40.0], [220.0]], (4, 8))  # (8, 8) horizontal stripes
+    src_data = _image_folder(tmp_path / "a", {"dark": np.full((8, 8), 60.0),
+                                              "light": np.full((8, 8), 200.0)}, 12, 0)
+    new_data = _image_folder(tmp_path / "b", {"h": stripes, "v": stripes.T,
+                                              "flat": np.full((8, 8), 130.0)}, 12, 1)
+    ok("train", "--data", src_data, "--model", "cnn", "--channels", "4,8", "--image-size", "8",
+       "--epochs", "2", "--batch-size", "8", "--out", tmp_path / "src", "--no-progress")
+    run = tmp_path / "ft"
+    out = ok("finetune", tmp_path / "src", "--data", new_data, "--new-head", "--freeze",
+             "features", "--freeze-bn-stats", "--epochs", "3", "--lr", "0.01", "--out", run,
+             "--no-progress")
+    assert "trained 27 of" in out  # only the new head: 8·3 + 3
+    before, _ = load_tensors(tmp_path / "src" / "model.safetensors")
+    after, _ = load_tensors(run / "model.safetensors")
+    frozen = [k for k in before if k.startswith("features.")]
+    assert any(k.endswith("running_mean") for k in frozen)
+    for key in frozen:  # conv weights, BN affine parameters and BN running statistics
+        assert after[key].tobytes() == before[key].tobytes(), key
+    assert after["head.1.weight"].shape == (3, 8)
+    rc, _, err = cli("evaluate", run)
+    assert rc == 0, err
+
+
+# --------------------------------------------------------------------------- Hugging Face BERT
+def _sentences(n: int, seed: int) -> list[tuple[str, int]]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        label = int(rng.integers(2))
+        word = rng.choice(POSITIVE if label else NEGATIVE)
+        words = list(rng.choice(FILLER, size=int(rng.integers(2, 6))))
+        words.insert(int(rng.integers(len(words) + 1)), word)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    """A tiny BERT saved by transformers, with a WordPiece tokenizer.json."""
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", *POSITIVE, *NEGATIVE, *FILLER]
+    vocab = {w: i for i, w in enumerate(words)}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tok.save(str(folder / "tokenizer.json"))
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=len(words), hidden_size=32,
+                                     num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=64, max_position_embeddings=32)
+    transformers.BertModel(config).save_pretrained(folder, safe_serialization=True)
+    for name, rows in (("train.csv", _sentences(80, 0)), ("test.csv", _sentences(40, 1))):
+        with open(folder / name, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "label"])
+            writer.writerows(rows)
+    return folder
+
+
+def test_hf_bert_folder_finetunes_on_text(tiny_bert, tmp_path):
+    run = tmp_path / "bert"
+    out = ok("finetune", tiny_bert, "--data", tiny_bert / "train.csv", "--text-column",
+             "text", "--target", "label", "--test-data", tiny_bert / "test.csv", "--epochs",
+             "8", "--lr", "3e-3", "--batch-size", "16", "--max-length", "12", "--val-fraction",
+             "0", "--out", run, "--no-progress")
+    assert "(80 train, 0 validation, 40 test rows)" in out
+    res = results(run)
+    assert res["metrics"]["accuracy"] >= 0.9  # one keyword decides the label
+    assert (run / "tokenizer.json").is_file()
+    rc, out, err = cli("evaluate", run, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["metrics"]["accuracy"] == res["metrics"]["accuracy"]
+    ok("predict", run, "--input", tiny_bert / "test.csv", "--output", tmp_path / "p.csv")
+    pred = read_csv(tmp_path / "p.csv")
+    truth = read_csv(tiny_bert / "test.csv")["label"]
+    assert np.mean(pred["prediction"] == truth) == res["metrics"]["accuracy"]
+
+
+def test_hf_bert_lora_merge_matches(tiny_bert, tmp_path):
+    run = tmp_path / "lora"
+    out = ok("finetune", tiny_bert, "--data", tiny_bert / "train.csv", "--text-column",
+             "text", "--target", "label", "--test-fraction", "0.25", "--lora-rank", "2",
+             "--epochs", "2", "--lr", "3e-3", "--out", run, "--no-progress")
+    assert "trained 834 of" in out  # 2 layers × 3 × (2·32 + 32·2) + head 66
+    ok("lora", "merge", run, "--out", tmp_path / "merged")
+    for r, name in ((run, "a.csv"), (tmp_path / "merged", "b.csv")):
+        ok("predict", r, "--input", tiny_bert / "test.csv", "--output", tmp_path / name)
+    a, b = read_csv(tmp_path / "a.csv"), read_csv(tmp_path / "b.csv")
+    assert np.abs(a["prob_1"] - b["prob_1"]).max() <= 1e-5
+
+
+def test_audit_failure_stops_with_one_line(iris_run, monkeypatch):
+    from scratchnn import optim
+
+    step = optim.AdamW.step
+
+    def leaky_step(self):  # also nudges a frozen weight: the audit must notice
+        step(self)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if not p.requires_grad:
+                    p._data[0, 0] += 1.0
+                    return
+
+    monkeypatch.setattr(optim.AdamW, "step", leaky_step)
+    rc, _, err = cli("finetune", iris_run / "src", "--data", iris_run / "new.csv", "--target",
+                     "size", "--new-head", "--unfreeze-schedule", "2:net.0", "--out",
+                     iris_run / "leak", "--no-progress")
+    assert rc == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: trainability audit failed: frozen parameters changed: "
+                           "net.0.weight")
+    assert not (iris_run / "leak").exists()
+
+
+# --------------------------------------------------------------------------- language models
+def test_lm_finetune_is_an_lm_run(tmp_path):
+    """Smoke test: a tiny char GPT fine-tuned on other text; 'lm evaluate' reads the run."""
+    text = "To be, or not to be, that is the question.\n" * 40
+    (tmp_path / "a.txt").write_text(text)
+    (tmp_path / "b.txt").write_text("so then, to be in, is that one question!\n" * 40)
+    ok("lm", "pretrain", "--text", tmp_path / "a.txt", "--n-layer", "1", "--n-head", "2",
+       "--n-embd", "16", "--block-size", "16", "--steps", "10", "--batch-size", "4",
+       "--eval-interval", "10", "--eval-batches", "2", "--sample-interval", "0", "--out",
+       tmp_path / "lm", "--no-progress")
+    run = tmp_path / "ft"
+    out = ok("finetune", tmp_path / "lm", "--data", tmp_path / "b.txt", "--steps", "10",
+             "--eval-interval", "5", "--batch-size", "4", "--out", run, "--no-progress")
+    assert "validation loss:" in out
+    res = results(run)
+    assert res["val_loss"] < res["initial_val_loss"]
+    assert any("dropped 40 character(s)" in n for n in res["notes"])  # '!' is not in a.txt
+    ok("lm", "evaluate", run, "--text", tmp_path / "a.txt")

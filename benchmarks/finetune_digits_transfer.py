@@ -77,6 +77,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--epochs", type=int, default=30, help="fine-tuning/baseline epochs")
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("extra", nargs="*", help="more options of the fine-tuning run only (after "
+                                            "--), e.g. -- --head-lr 3e-3 --lr 1e-3")
     args = p.parse_args()
     work = ROOT / "runs" / "digits-transfer"
     table = []
@@ -91,7 +93,8 @@ def main() -> None:
         pre = run("train", "--data", f["digits04"], "--model", "cnn", "--image-size", 8,
                   "--seed", seed, "--out", out / "pretrain", "--no-progress", "--overwrite")
         ft = run("finetune", out / "pretrain", "--data", f["train10"], "--test-data", f["test"],
-                 "--new-head", "--val-fraction", 0, "--out", out / "finetune", *common)
+                 "--new-head", "--val-fraction", 0, "--out", out / "finetune", *common,
+                 *args.extra)
         fs = run("finetune", out / "pretrain", "--data", f["train10"], "--test-data",
                  f["test"], "--new-head", "--from-scratch", "--val-fraction", 0, "--out",
                  out / "from-scratch", *common)

@@ -2,10 +2,11 @@
 
 The model is any Module with ``config.block_size`` whose ``forward(idx, past_key_values=,
 use_cache=True)`` returns ``(logits, cache)`` (as :class:`scratchnn.models.gpt.GPT`). With the
-cache each new token costs one position. Once the context is full (``block_size`` tokens), the
-cached keys were computed at positions that no longer exist after cropping (positions are
-absolute), so every further token is computed from scratch on the last ``block_size`` tokens,
-exactly as without the cache: both ways give the same tokens.
+cache each new token costs one position. Positions are absolute
+(learned), so cached keys cannot be shifted: once the context is full (``block_size`` tokens)
+the window slides forward by half a block and is computed afresh, and the cache then serves
+the next ``block_size / 2`` tokens at one position each. Without the cache every token
+recomputes the same window, so both ways give the same tokens.
 """
 
 from __future__ import annotations
@@ -72,8 +73,12 @@ def sample_next(logits, temperature: float = 1.0, top_k: int | None = None,
     probs /= probs.sum(axis=-1, keepdims=True)
     if top_p is not None and top_p < 1.0:
         probs = top_p_filter(probs, top_p)
-    rng = resolve(rng)
-    return np.array([rng.choice(probs.shape[-1], p=row) for row in probs], dtype=np.int64)
+    # Inverse-CDF sampling: the first token whose cumulative probability exceeds a uniform
+    # draw (one draw per row; much cheaper per token than rng.choice).
+    u = resolve(rng).random((probs.shape[0], 1))  # (B, 1)
+    cdf = np.cumsum(probs, axis=-1)  # (B, V)
+    picked = (cdf <= u * cdf[:, -1:]).sum(axis=-1)  # (B,)
+    return np.minimum(picked, probs.shape[-1] - 1).astype(np.int64)
 
 
 def _check_args(max_new_tokens, temperature, top_k, top_p) -> None:

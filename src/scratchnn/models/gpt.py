@@ -23,7 +23,7 @@ from scratchnn.nn import functional as F
 from scratchnn.nn import init
 from scratchnn.ops._operands import ensure_tensor
 from scratchnn.ops.attention import causal_mask
-from scratchnn.ops.shape import concat, reshape, split, transpose
+from scratchnn.ops.shape import concat, permute, reshape, transpose
 from scratchnn.random import resolve
 
 __all__ = ["GPT", "Block", "CausalSelfAttention", "GPTConfig", "KVCache"]
@@ -113,10 +113,9 @@ class CausalSelfAttention(nn.Module):
         """(B, T, C) → (B, T, C), and this layer's (k, v) including ``past``."""
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
-        q, k, v = split(self.c_attn(x), C, axis=2)  # 3 × (B, T, C)
-        q = transpose(reshape(q, (B, T, nh, hs)), 1, 2)  # (B, nh, T, hs)
-        k = transpose(reshape(k, (B, T, nh, hs)), 1, 2)  # (B, nh, T, hs)
-        v = transpose(reshape(v, (B, T, nh, hs)), 1, 2)  # (B, nh, T, hs)
+        # c_attn's output is [q | k | v], each C wide with the heads side by side.
+        qkv = permute(reshape(self.c_attn(x), (B, T, 3, nh, hs)), 2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # 3 × (B, nh, T, hs)
         if past is not None and past[0].shape[2]:
             k = concat([past[0], k], axis=2)  # (B, nh, P + T, hs)
             v = concat([past[1], v], axis=2)  # (B, nh, P + T, hs)

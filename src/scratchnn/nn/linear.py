@@ -12,6 +12,7 @@ from scratchnn.nn import init
 from scratchnn.nn.module import Module
 from scratchnn.nn.parameter import Parameter
 from scratchnn.ops._operands import ensure_tensor
+from scratchnn.ops.linear import Linear as LinearOp
 from scratchnn.ops.linear import linear
 from scratchnn.ops.shape import flatten
 
@@ -71,12 +72,16 @@ class Linear(Module):
                 f"{self!r} expected input with last dim {self.in_features}, "
                 f"got shape {tuple(x.shape)}"
             )
-        if x.dtype.kind == "f" and x.dtype != self.weight.dtype:
-            raise TypeError(
-                f"{self!r} has {self.weight.dtype} parameters but got a {x.dtype} input; "
-                f"convert the input or the layer (.to(dtype)) explicitly"
-            )
-        return linear(x, self.weight, self.bias)
+        weight = self.weight
+        if x.dtype != weight.dtype:
+            if x.dtype.kind == "f":
+                raise TypeError(
+                    f"{self!r} has {weight.dtype} parameters but got a {x.dtype} input; "
+                    f"convert the input or the layer (.to(dtype)) explicitly"
+                )
+            return linear(x, weight, self.bias)  # converts integer inputs
+        # Checked above: straight to the op (this is the hot path of every model).
+        return LinearOp.apply(x, weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

@@ -38,9 +38,12 @@ def _check_eps(eps) -> float:
 
 def _check_dtype(layer: Module, x: Tensor) -> None:
     """A float input must have the dtype of the layer's float parameters and buffers."""
-    tensors = [*layer.parameters(), *layer.buffers()]
-    dtype = next((t.dtype for t in tensors if t.dtype.kind == "f"), x.dtype)
-    if x.dtype.kind == "f" and x.dtype != dtype:
+    if x.dtype.kind != "f":
+        return
+    # The layer's own tensors only (a norm layer has no children): cheap on every call.
+    tensors = (*layer._parameters.values(), *layer._buffers.values())
+    dtype = next((t.dtype for t in tensors if t is not None and t.dtype.kind == "f"), x.dtype)
+    if x.dtype != dtype:
         raise TypeError(
             f"{layer!r} has {dtype} parameters but got a {x.dtype} input; "
             f"convert the input or the layer (.to(dtype)) explicitly"

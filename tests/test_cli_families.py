@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from scratchnn.cli.main import main
-from scratchnn.data import read_csv
+from scratchnn.data import Table, load_builtin, read_csv, write_csv
 from scratchnn.data.text import tokenize
 from scratchnn.serialization import load_tensors
 
@@ -210,6 +210,41 @@ def test_digits_train_then_evaluate_reproduces_the_test_metrics(model, bar, tmp_
     rc, out, err = cli("evaluate", run_dir, "--json")
     assert rc == 0, err
     assert json.loads(out)["metrics"] == results  # bit-exact: same loss, same confusion
+
+
+@pytest.mark.parametrize("model, size", [("cnn", ("--channels", "8,16")),
+                                         ("lstm", ("--hidden-size", "16"))])
+def test_predict_a_csv_of_digits_pixels_agrees_with_the_test_metrics(model, size, tmp_path):
+    run_dir = tmp_path / model
+    rc, _, err = cli("train", "--data", "digits", "--model", model, *size, "--epochs", 2,
+                     "--out", run_dir, "--no-progress")
+    assert rc == 0, err
+    digits = load_builtin("digits")
+    test_rows = np.array(read_json(run_dir / "split.json")["test"])
+    truth = digits["target"][test_rows].astype(int)
+    pixels = [c for c in digits.columns if c != "target"]
+    assert len(pixels) == 64
+    table = digits.take(test_rows)
+    write_csv(Table({c: table[c] for c in pixels}), tmp_path / "pixels.csv")  # no labels
+    out = tmp_path / "pred.csv"
+    rc, _, err = cli("predict", run_dir, "--input", tmp_path / "pixels.csv", "--output", out)
+    assert rc == 0, err
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == len(test_rows) > 0  # one prediction per pixel row, in order
+    assert list(rows[0]) == ["prediction"] + [f"prob_{k}" for k in range(10)]
+    predicted = np.array([int(r["prediction"]) for r in rows])
+    assert set(predicted) <= set(range(10))
+    probs = np.array([[float(r[f"prob_{k}"]) for k in range(10)] for r in rows])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(probs.argmax(axis=1), predicted)
+    # The same rows through the evaluate path (the test metrics of the run): every
+    # (true, predicted) pair is counted the same, so the predictions are the same.
+    metrics = read_json(run_dir / "results.json")["metrics"]
+    confusion = np.zeros((10, 10), int)
+    np.add.at(confusion, (truth, predicted), 1)
+    np.testing.assert_array_equal(confusion, np.array(metrics["confusion_matrix"]))
+    assert np.mean(predicted == truth) == metrics["accuracy"]
+    assert metrics["accuracy"] > 0.3  # well above chance (0.1): the model learned something
 
 
 def test_resume_continues_a_recurrent_run_exactly(tmp_path):

@@ -3,6 +3,7 @@ inputs without warnings, dtype, and the argument errors."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -103,6 +104,33 @@ def test_float32_stays_float32_with_float64_weights():
 def test_prediction_n1_against_target_n_raises():
     with pytest.raises(ValueError, match=r"\(6, 1\).*\(6,\)"):
         F.mse_loss(sn.tensor(np.zeros((6, 1))), sn.tensor(np.zeros(6)))
+
+
+SAME_SHAPE_LOSSES = [
+    ("mse_loss", nn.MSELoss),
+    ("l1_loss", nn.L1Loss),
+    ("huber_loss", nn.HuberLoss),
+    ("binary_cross_entropy", nn.BCELoss),
+    ("binary_cross_entropy_with_logits", nn.BCEWithLogitsLoss),
+]
+
+
+@pytest.mark.parametrize(("name", "module"), SAME_SHAPE_LOSSES,
+                         ids=[name for name, _ in SAME_SHAPE_LOSSES])
+@pytest.mark.parametrize(("pred_shape", "target_shape"), [((6, 1), (6,)), ((6,), (6, 1))])
+def test_every_same_shape_loss_refuses_to_broadcast(name, module, pred_shape, target_shape):
+    # Probabilities in (0, 1), so binary_cross_entropy's range check cannot be what fails.
+    pred = np.full(pred_shape, 0.25, dtype=np.float32)
+    target = np.ones(target_shape, dtype=np.float32)
+    message = (rf"^{name}: prediction shape {re.escape(str(pred_shape))} does not match target "
+               rf"shape {re.escape(str(target_shape))} \(no broadcasting in losses\)")
+    with pytest.raises(ValueError, match=message):
+        getattr(F, name)(sn.tensor(pred), sn.tensor(target))
+    with pytest.raises(ValueError, match=message):
+        module()(sn.tensor(pred), sn.tensor(target))
+    # The same values in matching shapes are accepted.
+    loss = getattr(F, name)(sn.tensor(pred), sn.tensor(target.reshape(pred_shape)))
+    assert loss.shape == () and np.isfinite(loss.item())
 
 
 def test_integer_labels_to_mse_hint_one_hot():

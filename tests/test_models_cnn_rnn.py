@@ -262,3 +262,75 @@ def test_load_run_reproduces_lstm_predictions_bit_exactly(tmp_path):
                     bidirectional=True, dropout=0.1, pooling="mean")
     before, after = _train_and_reload(tmp_path, "rnn", cfg, ids.astype(np.float32), y)
     np.testing.assert_array_equal(before, after)
+
+
+# --------------------------------------------------------------------------- torch -> scratchnn
+def _numpy_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def test_torch_cnn_weights_load_into_scratchnn_and_match_in_eval():
+    # Augmentation is on in the config: evaluation must ignore it, as it ignores dropout.
+    cfg = CNNConfig(3, (8, 10), 4, channels=(6, 5), augment_padding=1, augment_flip=True)
+    torch.manual_seed(0)
+    theirs = TorchCNN(cfg)
+    with torch.no_grad():  # running statistics and affine terms far from their defaults
+        for module in theirs.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-1.0, 1.0)
+                module.running_var.uniform_(0.5, 2.0)
+                module.num_batches_tracked.fill_(7)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    theirs.eval()
+    state = _numpy_state(theirs)
+    ours = CNN(cfg, rng=np.random.default_rng(0))
+    assert set(state) == set(ours.state_dict())
+    ours.load_state_dict(state, strict=True)
+    for name, value in ours.state_dict().items():  # loaded as is, dtypes kept
+        np.testing.assert_array_equal(np.asarray(value), state[name])
+        assert np.asarray(value).dtype == state[name].dtype, name
+    ours.eval()
+    x = np.random.default_rng(1).standard_normal((5, 3, 8, 10)).astype(np.float32)
+    with sn.no_grad():
+        got = ours(sn.tensor(x)).numpy()
+        flat = ours(sn.tensor(x.reshape(5, -1))).numpy()
+    with torch.no_grad():
+        want = theirs(torch.from_numpy(x)).numpy()
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(flat, got)
+    # Evaluation never moves the loaded running statistics.
+    np.testing.assert_array_equal(np.asarray(ours.state_dict()["features.1.running_mean"]),
+                                  state["features.1.running_mean"])
+
+
+@pytest.mark.parametrize("cell, bidirectional, pooling, layers", [
+    ("lstm", False, "last", 1), ("lstm", True, "mean", 2),
+    ("gru", False, "mean", 1), ("gru", True, "last", 2)])
+def test_torch_rnn_weights_load_into_scratchnn_and_match_in_eval(cell, bidirectional, pooling,
+                                                                  layers):
+    # Dropout is on in the config: evaluation must switch it off.
+    cfg = RNNConfig(3, cell=cell, vocab_size=20, embedding_dim=6, hidden_size=5,
+                    num_layers=layers, bidirectional=bidirectional, pooling=pooling,
+                    dropout=0.3)
+    torch.manual_seed(1)
+    theirs = TorchRNNModel(cfg).eval()
+    state = _numpy_state(theirs)
+    ours = RNNModel(cfg, rng=np.random.default_rng(0))
+    assert set(state) == set(ours.state_dict())
+    ours.load_state_dict(state, strict=True)
+    for name, value in ours.state_dict().items():
+        np.testing.assert_array_equal(np.asarray(value), state[name])
+    ours.eval()
+    rng = np.random.default_rng(3)
+    lengths = np.array([4, 7, 1, 5, 7])
+    ids = np.zeros((5, 8), np.int64)  # right-padded with 0
+    for i, n in enumerate(lengths):
+        ids[i, :n] = rng.integers(1, 20, n)
+    with sn.no_grad():
+        got = ours(ids).numpy()
+    with torch.no_grad():
+        want = theirs(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -153,6 +153,56 @@ def test_frozen_and_gradless_params_are_never_touched(cls, kwargs):
     assert list(opt.state_dict()["state"]) == [0]
 
 
+STATEFUL_CASES = [
+    (SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}),
+    (Adam, {"lr": 0.1}),
+    (AdamW, {"lr": 0.1, "weight_decay": 0.5}),
+    (RMSprop, {"lr": 0.1, "momentum": 0.9}),
+    (Adagrad, {"lr": 0.1}),
+]
+
+
+@pytest.mark.parametrize("how", ["grad_none", "frozen_with_stale_grad"])
+@pytest.mark.parametrize(
+    ("cls", "kwargs"), STATEFUL_CASES, ids=[c.__name__ for c, _ in STATEFUL_CASES]
+)
+def test_a_param_with_state_is_untouched_once_gradless_or_frozen(cls, kwargs, how):
+    # Momentum, moving averages and weight decay would all move the parameter on a step
+    # without a fresh gradient if the optimizer applied its state regardless.
+    rng = np.random.default_rng(9)
+    paused = Parameter(rng.standard_normal((3, 4)).astype(np.float32))
+    live = Parameter(rng.standard_normal(5).astype(np.float32))
+    opt = cls([paused, live], **kwargs)
+    for _ in range(3):
+        for p in (paused, live):
+            p.grad = sn.Tensor(rng.standard_normal(p.shape).astype(np.float32))
+        opt.step()
+    assert opt.state[paused]  # it has state (momentum buffer, moments or sums) now
+    state_before = {k: np.array(v, copy=True) for k, v in opt.state[paused].items()}
+    data_before, live_before = paused.data.copy(), live.data.copy()
+    version = paused._version
+    if how == "grad_none":
+        paused.grad = None
+    else:
+        paused.requires_grad_(False)
+        assert paused.grad is not None  # the stale grad from the last step is still there
+        assert np.any(paused.grad.data != 0)
+    for _ in range(2):
+        live.grad = sn.Tensor(rng.standard_normal(5).astype(np.float32))
+        opt.step()
+    assert np.array_equal(paused.data, data_before)
+    assert paused._version == version
+    assert set(opt.state[paused]) == set(state_before)
+    for name, value in opt.state[paused].items():  # step counts and buffers as they were
+        assert np.array_equal(np.asarray(value), state_before[name]), name
+    assert not np.array_equal(live.data, live_before)
+    # Back in training (a fresh grad, requires_grad again), it moves once more.
+    paused.requires_grad_(True)
+    paused.grad = sn.Tensor(np.ones(paused.shape, np.float32))
+    opt.step()
+    assert not np.array_equal(paused.data, data_before)
+
+
 @pytest.mark.parametrize(("cls", "kwargs"), CASES, ids=IDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_checkpoint_round_trip_resumes_bit_exactly(cls, kwargs, dtype, tmp_path):

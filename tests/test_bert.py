@@ -164,6 +164,37 @@ def test_classifier_options():
         BertClassifier(num_labels=2)
 
 
+def test_cls_pooling_is_the_head_on_the_first_hidden_vector():
+    """pooling='cls' is ``classifier(hidden[:, 0])``: no pooler dense/tanh (the encoder is built
+    without one), padding ignored, and not the same as mean pooling."""
+    config = _tiny(hidden_dropout_prob=0.3)
+    cls = BertClassifier(config, num_labels=3, pooling="cls", rng=np.random.default_rng(0))
+    assert cls.bert.pooler is None
+    cls.classifier.bias.data[...] = np.random.default_rng(2).standard_normal(3)  # not zero
+    ids = np.random.default_rng(1).integers(1, 40, (3, 7))
+    mask = np.ones_like(ids)
+    mask[1, 4:] = 0
+    ids[mask == 0] = 0
+    cls.eval()
+    with no_grad():
+        logits = cls(ids, mask).numpy()
+        hidden = cls.bert(ids, mask).last_hidden_state.numpy()
+        alone = cls(ids[1:2, :4]).numpy()  # row 1 without its padding
+    w, b = cls.classifier.weight.numpy(), cls.classifier.bias.numpy()
+    np.testing.assert_allclose(logits, hidden[:, 0] @ w.T + b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logits[1], alone[0], rtol=1e-5, atol=1e-6)
+    mean = BertClassifier(config, num_labels=3, pooling="mean", rng=np.random.default_rng(0))
+    mean.load_state_dict(cls.state_dict())  # the very same weights
+    with no_grad():
+        mean_logits = mean.eval()(ids, mask).numpy()
+    np.testing.assert_allclose(mean_logits, mean_pool(cls.bert(ids, mask).last_hidden_state,
+                                                      mask).numpy() @ w.T + b, rtol=1e-5,
+                               atol=1e-6)
+    assert np.abs(mean_logits - logits).max() > 1e-3
+    cls.train()  # dropout (p=0.3) before the head acts in training mode only
+    assert not np.allclose(cls(ids, mask).numpy(), logits)
+
+
 def test_classifier_learns_a_token_detection_task():
     """Label = does token 7 occur in the (padded) sequence; held-out accuracy must be high."""
     rng = np.random.default_rng(0)

@@ -407,6 +407,63 @@ def test_audit_catches_disconnected_and_unoptimized_trainable_parameters():
         audit.check_after_step()
 
 
+def test_audit_catches_trainable_parameters_with_an_all_zero_gradient():
+    # A dead ReLU layer: zero weights and a negative bias make every activation 0, so the first
+    # Linear (through ReLU's zero slope) and the second one's weight (times h = 0) get a
+    # gradient that exists but is exactly zero; only the last bias learns.
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    model[0].weight.data[...] = 0.0
+    model[0].bias.data[...] = -1.0
+    opt = optim.SGD(ft.param_groups(model, 0.1), lr=0.1)
+    audit = ft.TrainabilityAudit(model, opt)
+    audit.snapshot()
+    x = sn.tensor(np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32))
+    cross_entropy(model(x), np.array([0, 1, 0, 1, 1])).backward()
+    opt.step()
+    assert model[0].weight.grad is not None and not model[0].weight.grad.numpy().any()
+    with pytest.raises(ft.TrainabilityError) as info:
+        audit.check_after_step()
+    message = str(info.value)
+    assert message == ("trainability audit failed: trainable parameters got an all-zero "
+                       "gradient: 0.weight, 0.bias, 2.weight")
+    # Frozen, those parameters are not asked to learn: the audit passes.
+    ft.freeze(model, ["0", "2.weight"])
+    opt = optim.SGD(ft.param_groups(model, 0.1), lr=0.1)
+    audit = ft.TrainabilityAudit(model, opt)
+    audit.snapshot()
+    opt.zero_grad()
+    cross_entropy(model(x), np.array([0, 1, 0, 1, 1])).backward()
+    opt.step()
+    audit.check_after_step()
+
+
+def test_audit_accepts_the_zero_gradients_below_a_zero_initialised_head():
+    # A zero head passes no gradient back on the first step: exactly zero below it, expected.
+    model = _bert()
+    ft.replace_head(model, 2, init="zeros")
+    opt = optim.SGD(ft.param_groups(model, 0.1), lr=0.1)
+    audit = ft.TrainabilityAudit(model, opt)
+    _bert_step(model, opt, audit)
+    assert not model.bert.encoder.layer[0].attention.self.query.weight.grad.numpy().any()
+    assert not model.classifier.bias.grad.numpy().any()  # equal logits, a 2/2 batch
+    assert model.classifier.weight.grad.numpy().any()
+    audit.check_after_step()
+    _bert_step(model, opt)  # the head has moved: the encoder learns from the second step on
+    assert model.bert.encoder.layer[0].attention.self.query.weight.grad.numpy().any()
+    # Zero gradients are excused, missing ones are not: the unused pooler is still caught.
+    model = BertClassifier(num_labels=2, encoder=BertModel(BERT_CFG), pooling="cls")
+    ft.replace_head(model, 2, init="zeros")
+    opt = optim.SGD(ft.param_groups(model, 0.1), lr=0.1)
+    audit = ft.TrainabilityAudit(model, opt)
+    _bert_step(model, opt, audit)
+    with pytest.raises(ft.TrainabilityError) as info:
+        audit.check_after_step()
+    assert str(info.value) == ("trainability audit failed: trainable parameters got no "
+                               "gradient (disconnected from the loss? freeze them, or call "
+                               "check_after_step() before zero_grad()): "
+                               "bert.pooler.dense.weight, bert.pooler.dense.bias")
+
+
 def test_audit_catches_moving_protected_bn_statistics():
     model = _cnn()
     ft.freeze_batchnorm_stats(model)

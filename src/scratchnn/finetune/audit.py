@@ -24,6 +24,7 @@ import numpy as np
 
 from scratchnn import nn
 from scratchnn.finetune.freezing import batchnorm_modules
+from scratchnn.finetune.layout import model_layout
 from scratchnn.nn.lora import lora_modules
 
 __all__ = ["TrainabilityAudit", "TrainabilityError", "TrainabilityReport"]
@@ -116,6 +117,13 @@ class TrainabilityAudit:
         # LoRA's A gets an exactly zero gradient while B is still zero (dL/dA = Bᵀ·…): expected.
         self._zero_grad_ok = {f"{n}.lora_A" for n, m in lora_modules(self.model).items()
                               if not m.lora_B._data.any()}
+        # So may everything but an all-zero head weight (a head made with init='zeros'): below
+        # it dL/dh = Wᵀ·… = 0, and its bias's gradient (mean of softmax − one-hot) is zero when
+        # the first batch holds every class equally often, as every logit is the same.
+        params = dict(self.model.named_parameters())
+        weights = [n for n in model_layout(self.model).head if params[n].ndim >= 2]
+        if weights and not any(params[n]._data.any() for n in weights):
+            self._zero_grad_ok |= set(params) - set(weights)
 
     def check_after_step(self) -> None:
         """Verify the step (call after ``optimizer.step()``, before ``zero_grad()``).

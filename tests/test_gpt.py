@@ -176,6 +176,55 @@ def test_kv_cache_matches_full_forward():
     assert cache[0][1].shape == (2, TINY.n_head, 11, 4)
 
 
+def test_kv_cache_appends_in_place_without_copying_earlier_positions():
+    model = _tiny(weight_std=0.3)
+    idx = _tokens((2, 9))
+    with sn.no_grad():
+        _, cache = model(idx[:, :4], use_cache=True)
+        first_keys = cache[1][0]  # a view of the buffers: positions 0..3 of layer 1
+        kept = first_keys.data.copy()
+        assert np.shares_memory(first_keys.data, cache[1][1].data) is False
+        for t in range(4, 9):
+            _, again = model(idx[:, t:t + 1], past_key_values=cache, use_cache=True)
+            assert again is cache and cache.length == t + 1
+        # Appending wrote after the first four positions, never over them, and the keys of
+        # all nine positions live in the same buffer as the first four.
+        np.testing.assert_array_equal(first_keys.data, kept)
+        assert np.shares_memory(cache[1][0].data, first_keys.data)
+        np.testing.assert_array_equal(cache[1][0].data[:, :, :4], kept)
+    assert cache.capacity == TINY.block_size and len(cache) == TINY.n_layer
+
+
+def test_forward_that_fills_the_cache_backpropagates_like_one_that_does_not():
+    idx = _tokens((2, 7))
+    grads = []
+    for use_cache in (False, True):
+        model = _tiny(seed=3)
+        out = model(idx, targets=idx, use_cache=use_cache)
+        out[1].backward()
+        grads.append({n: p.grad.data.copy() for n, p in model.named_parameters()})
+    for name, g in grads[0].items():
+        np.testing.assert_allclose(grads[1][name], g, rtol=1e-12, atol=1e-14, err_msg=name)
+    # With cached positions, the new ones still differentiate through their own keys/values.
+    model = _tiny(seed=3)
+    _, cache = model(idx[:, :4], use_cache=True)
+    logits, _ = model(idx[:, 4:], past_key_values=cache, use_cache=True)
+    logits.sum().backward()
+    assert np.abs(model.h[0].attn.c_attn.weight.grad.data).sum() > 0
+
+
+def test_a_cache_that_does_not_fit_the_model_is_refused():
+    model = _tiny()
+    _, cache = _tiny(n_embd=12, n_head=3)(_tokens((1, 3)), use_cache=True)
+    with pytest.raises(ValueError, match=r"does not fit this model.*\(1, 3, 4\)"):
+        model(_tokens((1, 1)), past_key_values=cache)
+    _, cache = model(_tokens((2, 3)), use_cache=True)
+    with pytest.raises(ValueError, match="does not fit this model"):
+        model(_tokens((1, 1)), past_key_values=cache)  # batch 2 cached, batch 1 given
+    with pytest.raises(TypeError, match="KVCache returned by an earlier call"):
+        model(_tokens((1, 1)), past_key_values=((None, None),) * TINY.n_layer)
+
+
 def test_sequence_longer_than_block_size_is_a_clear_error():
     model = _tiny()
     with pytest.raises(ValueError, match="sequence length 17 exceeds block_size 16"):

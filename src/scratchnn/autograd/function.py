@@ -68,16 +68,11 @@ class Function:
 
         Inputs that are not Tensors (arrays, None) are passed through as constants.
         """
-        arrays = []
-        requires = False
-        for x in inputs:
-            if isinstance(x, Tensor):
-                arrays.append(x._data)
-                requires = requires or x.requires_grad
-            else:
-                arrays.append(x)
+        arrays = [x._data if isinstance(x, Tensor) else x for x in inputs]
+        record = grad_mode._state.enabled and any(
+            isinstance(x, Tensor) and x.requires_grad for x in inputs
+        )
         ctx = Context(cls)
-        record = requires and grad_mode._state.enabled
         if record:
             ctx.needs_input_grad = tuple(
                 isinstance(x, Tensor) and x.requires_grad for x in inputs

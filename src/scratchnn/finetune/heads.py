@@ -9,7 +9,6 @@ import numpy as np
 
 from scratchnn import nn
 from scratchnn.autograd.tensor import Tensor
-from scratchnn.backend import xp
 from scratchnn.nn import init
 from scratchnn.nn.lora import LoRALinear
 from scratchnn.ops._operands import ensure_tensor
@@ -75,10 +74,7 @@ class GPTClassifier(nn.Module):
         T = idx.shape[1]
         if T > g.config.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {g.config.block_size}")
-        x = g.drop(g.wte(idx) + g.wpe(xp.arange(T)))  # (B, T, C)
-        for block in g.h:
-            x, _ = block(x)
-        return g.ln_f(x)  # (B, T, C)
+        return g.hidden_states(idx)  # (B, T, C)
 
     def forward(self, idx, attention_mask=None) -> Tensor:
         from scratchnn.models.bert import mean_pool

@@ -19,18 +19,15 @@ import numpy as np
 from scratchnn import nn
 from scratchnn.autograd.tensor import Tensor
 from scratchnn.backend import xp
+from scratchnn.models.kv_cache import KVCache
 from scratchnn.nn import functional as F
 from scratchnn.nn import init
 from scratchnn.ops._operands import ensure_tensor
 from scratchnn.ops.attention import causal_mask
-from scratchnn.ops.shape import concat, permute, reshape, transpose
+from scratchnn.ops.shape import permute, reshape, transpose
 from scratchnn.random import resolve
 
 __all__ = ["GPT", "Block", "CausalSelfAttention", "GPTConfig", "KVCache"]
-
-#: Per layer, the keys and values of the positions seen so far: ((k, v), ...), each
-#: (B, n_head, P, head_dim).
-KVCache = tuple[tuple[Tensor, Tensor], ...]
 
 #: Standard deviation of GPT-2's initial weights.
 INIT_STD = 0.02
@@ -109,16 +106,16 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout, rng=rng)
         self.n_head, self.n_embd, self.dropout, self.rng = config.n_head, d, config.dropout, rng
 
-    def forward(self, x: Tensor, past: tuple[Tensor, Tensor] | None = None):
-        """(B, T, C) → (B, T, C), and this layer's (k, v) including ``past``."""
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        """(B, T, C) → (B, T, C). With a ``cache``, the new positions attend to the cached
+        ones too and their keys and values are stored in it as ``layer``'s."""
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
         # c_attn's output is [q | k | v], each C wide with the heads side by side.
         qkv = permute(reshape(self.c_attn(x), (B, T, 3, nh, hs)), 2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # 3 × (B, nh, T, hs)
-        if past is not None and past[0].shape[2]:
-            k = concat([past[0], k], axis=2)  # (B, nh, P + T, hs)
-            v = concat([past[1], v], axis=2)  # (B, nh, P + T, hs)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # 2 × (B, nh, P + T, hs)
         S = k.shape[2]
         # Without a cache, plain causal attention. With P cached positions the T new queries
         # see every cached key and the new ones up to their own position (bottom-right
@@ -129,7 +126,7 @@ class CausalSelfAttention(nn.Module):
             dropout_p=self.dropout if self.training else 0.0, rng=self.rng,
         )  # (B, nh, T, hs)
         y = reshape(transpose(y, 1, 2), (B, T, C))  # (B, T, C): heads side by side again
-        return self.resid_dropout(self.c_proj(y)), (k, v)
+        return self.resid_dropout(self.c_proj(y))
 
 
 class MLP(nn.Module):
@@ -158,12 +155,10 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(d, eps=eps, bias=config.bias)
         self.mlp = MLP(config, rng)
 
-    def forward(self, x: Tensor, past: tuple[Tensor, Tensor] | None = None):
-        """(B, T, C) → (B, T, C), and this layer's (k, v)."""
-        a, present = self.attn(self.ln_1(x), past)
-        x = x + a
-        x = x + self.mlp(self.ln_2(x))
-        return x, present
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        """(B, T, C) → (B, T, C); ``cache`` and ``layer`` as in :class:`CausalSelfAttention`."""
+        x = x + self.attn(self.ln_1(x), cache, layer)
+        return x + self.mlp(self.ln_2(x))
 
 
 class GPT(nn.Module):
@@ -214,10 +209,11 @@ class GPT(nn.Module):
         Args:
             idx: token ids (B, T).
             targets: token ids (B, T) to score with cross-entropy (``-100`` is ignored).
-            past_key_values: the cache returned by an earlier call; ``idx`` then holds only
-                the new tokens, at positions P..P+T-1.
-            use_cache: also return the keys and values of every position seen, for the next
-                call.
+            past_key_values: the :class:`KVCache` returned by an earlier call; ``idx`` then
+                holds only the new tokens, at positions P..P+T-1, and their keys and values
+                are appended to the cache in place.
+            use_cache: also return the cache (a new one when ``past_key_values`` is None)
+                holding the keys and values of every position seen, for the next call.
 
         Returns:
             ``logits`` (B, T, vocab_size) alone, or a tuple ``(logits, loss)``,
@@ -235,13 +231,12 @@ class GPT(nn.Module):
             raise ValueError(f"sequence length {what} exceeds block_size "
                              f"{self.config.block_size}; crop the input to the last "
                              f"{self.config.block_size} tokens")
-        pos = xp.arange(past_len, past_len + T)  # (T,)
-        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C) + (T, C)
-        presents = []
-        for i, block in enumerate(self.h):
-            x, present = block(x, past_key_values[i] if past_key_values else None)
-            presents.append(present)
-        logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
+        cache = past_key_values
+        if cache is None and use_cache:
+            c = self.config
+            cache = KVCache(c.n_layer, B, c.n_head, c.n_embd // c.n_head, c.block_size,
+                            self.wte.weight.dtype)
+        logits = self.lm_head(self.hidden_states(idx, cache))  # (B, T, vocab_size)
         extras = []
         if targets is not None:
             targets = ensure_tensor(targets)
@@ -252,23 +247,38 @@ class GPT(nn.Module):
             extras.append(F.cross_entropy(reshape(logits, (B * T, V)),  # (B·T, V)
                                           reshape(targets, (B * T,))))  # (B·T,)
         if use_cache:
-            extras.append(tuple(presents))
+            extras.append(cache)
         return (logits, *extras) if extras else logits
+
+    def hidden_states(self, idx: Tensor, cache: KVCache | None = None) -> Tensor:
+        """The final (LayerNorm-ed) hidden states (B, T, n_embd) of token ids ``idx`` (B, T),
+        already checked by the caller, at the positions after those in ``cache``; their keys
+        and values are appended to ``cache``."""
+        T = idx.shape[1]
+        past_len = 0 if cache is None else cache.length
+        pos = xp.arange(past_len, past_len + T)  # (T,)
+        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C) + (T, C)
+        for i, block in enumerate(self.h):
+            x = block(x, cache, i)
+        if cache is not None:
+            cache.advance(T)
+        return self.ln_f(x)
 
     def _check_past(self, past: KVCache | None, batch: int) -> int:
         """The number of cached positions (0 without a cache); checks the cache's layout."""
         if past is None:
             return 0
+        if not isinstance(past, KVCache):
+            raise TypeError(f"past_key_values must be the KVCache returned by an earlier call "
+                            f"with use_cache=True, got {type(past).__name__}")
         c = self.config
-        if len(past) != c.n_layer:
-            raise ValueError(f"past_key_values must hold one (key, value) pair per layer "
-                             f"({c.n_layer}), got {len(past)}")
-        shape = tuple(past[0][0].shape)
-        if len(shape) != 4 or shape[0] != batch or shape[1] != c.n_head \
-                or shape[3] != c.n_embd // c.n_head:
-            raise ValueError(f"past_key_values entries must have shape (B={batch}, "
-                             f"n_head={c.n_head}, P, {c.n_embd // c.n_head}), got {shape}")
-        return shape[2]
+        expected = (c.n_layer, (batch, c.n_head, c.n_embd // c.n_head), self.wte.weight.dtype)
+        found = (past.n_layer, past.layout, past.dtype)
+        if found != expected or past.capacity < c.block_size:
+            raise ValueError(f"past_key_values does not fit this model: it holds {past.n_layer} "
+                             f"layers of (B, n_head, head_dim) = {past.layout} in {past.dtype}, "
+                             f"expected {c.n_layer} layers of {expected[1]} in {expected[2]}")
+        return past.length
 
     def extra_repr(self) -> str:
         c = self.config

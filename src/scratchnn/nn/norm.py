@@ -14,6 +14,7 @@ from scratchnn.nn import init
 from scratchnn.nn.module import Module
 from scratchnn.nn.parameter import Parameter
 from scratchnn.ops._operands import ensure_tensor
+from scratchnn.ops.norm import LayerNorm as LayerNormOp
 from scratchnn.ops.norm import batch_norm, group_norm, layer_norm
 
 
@@ -110,7 +111,11 @@ class LayerNorm(_Affine):
             raise ValueError(f"{self!r} expected input with trailing dims "
                              f"{self.normalized_shape}, got shape {tuple(x.shape)}")
         _check_dtype(self, x)
-        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        if x.dtype.kind != "f":
+            return layer_norm(x, self.normalized_shape)  # raises: needs a float input
+        # Shape and dtype checked above, eps at construction: straight to the op (every
+        # transformer block runs this twice).
+        return LayerNormOp.apply(x, self.weight, self.bias, n_dims=k, eps=self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "

@@ -182,8 +182,11 @@ def _check_qkv(q: Tensor, k: Tensor, v: Tensor) -> tuple[int, ...]:
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: key length {k.shape[-2]} != value "
                          f"length {v.shape[-2]} (key {tuple(k.shape)}, value {tuple(v.shape)})")
+    batch = q.shape[:-2]
+    if k.shape[:-2] == batch and v.shape[:-2] == batch:
+        return batch  # the common case, without np.broadcast_shapes's cost
     try:
-        return np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        return np.broadcast_shapes(batch, k.shape[:-2], v.shape[:-2])
     except ValueError:
         raise ValueError(f"scaled_dot_product_attention: batch dims do not broadcast: query "
                          f"{tuple(q.shape)}, key {tuple(k.shape)}, value "
@@ -255,7 +258,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, is_causal: b
     """
     q, k, v = ensure_tensor(query), ensure_tensor(key), ensure_tensor(value)
     batch = _check_qkv(q, k, v)
-    weights_shape = (*np.broadcast_shapes(batch), q.shape[-2], k.shape[-2])
+    weights_shape = (*batch, q.shape[-2], k.shape[-2])
     mask = _mask_operand(attn_mask, bool(is_causal), q, weights_shape)
     if isinstance(dropout_p, bool) or not isinstance(dropout_p, numbers.Real) \
             or not 0 <= dropout_p < 1:

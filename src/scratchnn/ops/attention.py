@@ -55,16 +55,19 @@ def _scores(q, k, mask, scale):
     return s
 
 
-def _softmax_(s):
-    """Softmax over the last axis in place; rows that are all -inf become zeros."""
+def _softmax_(s, masked: bool = True):
+    """Softmax over the last axis in place; rows that are all -inf become zeros (only a mask
+    can make one: ``masked=False`` skips that care)."""
     m = s.max(axis=-1, keepdims=True)  # (..., L, 1)
-    # A fully masked row has max -inf; shifting it by 0 instead keeps it at -inf (exp → 0)
-    # rather than computing -inf - -inf = NaN.
-    m[m == -np.inf] = 0
+    if masked:
+        # A fully masked row has max -inf; shifting it by 0 instead keeps it at -inf (exp → 0)
+        # rather than computing -inf - -inf = NaN.
+        m[m == -np.inf] = 0
     s -= m
     xp.exp(s, out=s)
     d = s.sum(axis=-1, keepdims=True)  # (..., L, 1)
-    d[d == 0] = 1  # a fully masked row sums to 0: leave it at 0
+    if masked:
+        d[d == 0] = 1  # a fully masked row sums to 0: leave it at 0
     s *= xp.reciprocal(d, out=d)
     return s
 
@@ -103,7 +106,7 @@ class ScaledDotProductAttention(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, mask, scale, dropout_p, rng):
-        p = _softmax_(_scores(q, k, mask, scale))  # (..., L, S)
+        p = _softmax_(_scores(q, k, mask, scale), mask is not None)  # (..., L, S)
         ctx.scale, ctx.dropout_p = scale, dropout_p
         if dropout_p:
             # The mask is not stored: backward replays the generator from this state.
@@ -146,7 +149,7 @@ class AttentionWeights(Function):
 
     @staticmethod
     def forward(ctx, q, k, mask, scale):
-        p = _softmax_(_scores(q, k, mask, scale))  # (..., L, S)
+        p = _softmax_(_scores(q, k, mask, scale), mask is not None)  # (..., L, S)
         ctx.scale = scale
         ctx.save_for_backward(q, k, p)
         return p

@@ -290,9 +290,46 @@ def test_too_few_rows_for_the_test_split_is_an_error_not_a_false_note(tmp_path):
     assert "--val-fraction 0 --test-fraction 0" in line
 
 
+def _commands(parser, prefix=()):
+    """Every command path of ``parser`` (('train',), ('lm', 'pretrain'), ...)."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name)
+                yield from _commands(sub, (*prefix, name))
+
+
 def test_help_prints_single_percent_signs():
+    from scratchnn.cli.main import build_parser
+
     rc, out, _ = cli("train", "--help")
     assert rc == 0 and "15% validation and 20% test rows" in out and "%%" not in out
+    commands = list(_commands(build_parser()))
+    assert ("lm", "pretrain") in commands and ("lora", "merge") in commands
+    for command in commands:
+        rc, out, _ = cli(*command, "--help")
+        assert rc == 0 and out.startswith("usage: scratchnn") and "%%" not in out, command
+    assert "10% validation" in cli("lm", "pretrain", "--help")[1]
+
+
+def test_a_folder_without_config_json_is_not_a_run_directory(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a run")
+    write_csv(load_table("iris"), tmp_path / "iris.csv")
+    before = snapshot(tmp_path)
+    expected = f"error: {tmp_path} is not a scratchnn run directory (no config.json)"
+    for args in (["evaluate", tmp_path],
+                 ["predict", tmp_path, "--input", tmp_path / "iris.csv", "--output",
+                  tmp_path / "pred.csv"],
+                 ["train", "--resume", tmp_path, "--epochs", "5", "--no-progress"],
+                 ["lora", "merge", tmp_path]):
+        rc, out, err = cli(*args)
+        assert rc == 1 and out == "" and one_error_line(err) == expected, args
+    assert snapshot(tmp_path) == before
+    rc, _, err = cli("evaluate", tmp_path / "nope")
+    assert rc == 1 and one_error_line(err) == f"error: run directory {tmp_path / 'nope'} " \
+                                              "does not exist"
 
 
 def test_resume_with_nothing_to_train_says_so(tmp_path):
@@ -309,6 +346,8 @@ def test_resume_with_nothing_to_train_says_so(tmp_path):
         assert "trained 3 epochs (completed" in out
     rc, _, err = cli("train", "--resume", tmp_path / "done", "--no-progress")
     assert rc == 0 and "nothing to do" in err
+    rc, _, err = cli("train", "--resume", tmp_path / "done")  # no bar when no epoch runs
+    assert rc == 0 and [line[:21] for line in err.splitlines()] == ["note: nothing to do: "]
     assert json.loads((tmp_path / "done" / "config.json").read_text())["training"]["epochs"] == 3
 
     rc, _, err = cli("train", "--data", data, "--target", "label", "--patience", "1",
@@ -321,6 +360,8 @@ def test_resume_with_nothing_to_train_says_so(tmp_path):
     assert rc == 0, err
     assert f"nothing to do: {tmp_path / 'early'} stopped early at epoch {stopped}" in err
     assert "--patience" in err and f"trained {stopped} epochs (early stopping" in out
+    rc, _, err = cli("train", "--resume", tmp_path / "early", "--epochs", "400")
+    assert rc == 0 and [line[:21] for line in err.splitlines()] == ["note: nothing to do: "]
     assert "stopped early is finished" in " ".join(cli("train", "--help")[1].split())
 
 

@@ -65,6 +65,23 @@ def test_new_head_on_a_new_label_set(iris_run):
     assert json.loads(out)["metrics"]["accuracy"] == res["metrics"]["accuracy"]
 
 
+def test_a_used_out_is_refused_before_from_is_loaded(iris_run, tmp_path, monkeypatch):
+    import scratchnn.recipes.finetune as recipe
+
+    def no_loading(path):
+        raise AssertionError("FROM was loaded before --out was checked")
+
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    monkeypatch.setattr(recipe, "load_source", no_loading)
+    rc, out, err = cli("finetune", iris_run / "src", "--data", iris_run / "new.csv",
+                       "--target", "size", "--new-head", "--out", tmp_path / "taken")
+    assert rc == 1 and out == ""
+    assert err.splitlines() == [f"error: run directory {tmp_path / 'taken'} already exists "
+                                "and is not empty; choose another --out or pass --overwrite"]
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["keep.txt"]
+
+
 def test_old_labels_need_new_head(iris_run):
     rc, _, err = cli("finetune", iris_run / "src", "--data", iris_run / "new.csv", "--target",
                      "size", "--out", iris_run / "bad", "--no-progress")
@@ -483,6 +500,13 @@ def test_lm_finetune_is_an_lm_run(tmp_path):
        "--eval-interval", "10", "--eval-batches", "2", "--sample-interval", "0", "--out",
        tmp_path / "lm", "--no-progress")
     run = tmp_path / "ft"
+    run.mkdir()
+    (run / "keep.txt").write_text("mine")
+    rc, out, err = cli("finetune", tmp_path / "lm", "--data", tmp_path / "b.txt", "--steps",
+                       "10", "--out", run)
+    assert rc == 1 and out == "" and len(err.splitlines()) == 1  # no status line first
+    assert err.startswith(f"error: run directory {run} already exists and is not empty")
+    (run / "keep.txt").unlink()
     out = ok("finetune", tmp_path / "lm", "--data", tmp_path / "b.txt", "--steps", "10",
              "--eval-interval", "5", "--batch-size", "4", "--out", run, "--no-progress")
     assert "validation loss:" in out

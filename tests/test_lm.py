@@ -269,6 +269,58 @@ def test_bad_inputs_give_one_line_errors(run, tmp_path):
     assert rc == 1 and "no config.json" in one_error_line(err)
 
 
+def test_table_commands_on_a_language_model_run_name_the_lm_command(run, tmp_path):
+    out, _ = run
+    rc, stdout, err = cli("evaluate", out)
+    assert rc == 1 and stdout == ""
+    assert one_error_line(err) == (f"error: {out} is a language-model run, which 'scratchnn "
+                                   f"evaluate' does not take; use 'scratchnn lm evaluate {out} "
+                                   f"--text FILE'")
+    (tmp_path / "x.csv").write_text("a\n1\n")
+    rc, stdout, err = cli("predict", out, "--input", tmp_path / "x.csv", "--output",
+                          tmp_path / "y.csv")
+    assert rc == 1 and stdout == "" and not (tmp_path / "y.csv").exists()
+    assert one_error_line(err) == (f"error: {out} is a language-model run, which 'scratchnn "
+                                   f"predict' does not take; use 'scratchnn lm generate {out} "
+                                   f"--prompt TEXT'")
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--top-p", "2"), ("--top-p", "0"), ("--top-p", "nan"), ("--top-k", "0"),
+    ("--temperature", "-1"), ("--temperature", "inf"), ("--temperature", "nan"),
+    ("--max-new-tokens", "-1"), ("--max-new-tokens", "1.5")])
+def test_generate_checks_its_sampling_flags_when_parsing(run, flag, value):
+    out, _ = run
+    rc, stdout, err = cli("lm", "generate", out, "--prompt", "the", flag, value)
+    line = one_error_line(err)
+    assert rc == 2 and stdout == "" and line.startswith(f"error: argument {flag}: expected ")
+    assert line.endswith(f"got {value!r} (see 'scratchnn lm generate --help')")
+
+
+def test_generate_accepts_the_ends_of_the_sampling_ranges(run):
+    out, _ = run
+    rc, _, err = cli("lm", "generate", out, "--prompt", "the", "--max-new-tokens", "2",
+                     "--top-p", "1", "--top-k", "1", "--temperature", "0")
+    assert rc == 0, err
+    rc, stdout, err = cli("lm", "generate", out, "--prompt", "the", "--max-new-tokens", "0")
+    assert rc == 0 and stdout == "the\n", err
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_do(run):
+    out, stdout = run
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    rc, again, err = cli("lm", "pretrain", "--resume", out)  # with the progress bar on
+    assert rc == 0, err
+    assert err.splitlines() == [f"note: nothing to do: {out} already trained all its 40 steps "
+                                "(--resume continues an interrupted run); to train longer, "
+                                "start a new run with a larger --steps, or fine-tune this one "
+                                "with 'scratchnn finetune'"]
+    assert "40 steps (completed)" in again
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    rc, again, err = cli("lm", "pretrain", "--resume", out, "--json")
+    assert rc == 0 and json.loads(again)["notes"][0].startswith("nothing to do: ")
+
+
 def test_usage_errors_exit_2(run, text_file):
     out, _ = run
     rc, _, err = cli("lm", "pretrain", "--text", text_file, "--vocab-size", "500")

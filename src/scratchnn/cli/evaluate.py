@@ -26,10 +26,10 @@ def add_parser(commands: Any) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate and print the metrics."""
-    from scratchnn.cli.main import emit_json, format_metrics, note
-    from scratchnn.recipes import evaluate_classifier, evaluate_run, run_recipe
+    from scratchnn.cli.main import classifier_run_recipe, emit_json, format_metrics, note
+    from scratchnn.recipes import evaluate_classifier, evaluate_run
 
-    recipe = run_recipe(args.run_dir)
+    recipe = classifier_run_recipe(args.run_dir, "evaluate")
     evaluate = evaluate_classifier if recipe == "classify" else evaluate_run
     if recipe == "finetune":
         from scratchnn.recipes.finetune_runs import evaluate_finetuned as evaluate

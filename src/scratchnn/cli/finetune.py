@@ -21,7 +21,8 @@ bit-identical and every trainable one received a gradient (a violation stops the
 an error). LoRA runs list the adapted modules and save only the adapters and trained
 tensors (adapter.safetensors, adapter_config.json), naming FROM and the SHA-256 of its
 weights; 'scratchnn lora merge RUN_DIR' writes a standalone merged run. 'scratchnn
-evaluate' and 'predict' work on every fine-tuning run.
+evaluate' and 'predict' work on every fine-tuned classifier; a language model fine-tuned
+without --target is a language-model run ('scratchnn lm evaluate', 'lm generate').
 """
 
 _EPILOG = """\

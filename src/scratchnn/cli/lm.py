@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -26,7 +27,7 @@ _PRETRAIN_EPILOG = """\
 defaults: character tokenizer; GPT with context 128, 4 layers, 4 heads, width 256, no
 dropout; batch 16, 1000 steps, AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1), warm-up
 min(100, steps/10) steps then cosine to 1e-4, clipping at 1.0; evaluation every 100 steps on
-20 batches; a sample every 500 steps; 10%% validation; seed 0; run directory
+20 batches; a sample every 500 steps; 10% validation; seed 0; run directory
 ./runs/<text>-<timestamp>.
 
 examples:
@@ -39,14 +40,15 @@ examples:
 _RESUME_OK = {"resume", "no_progress", "json", "debug", "command", "lm_command", "run"}
 
 
-def _number(kind: str, low: float, strict: bool) -> Any:
-    """argparse type: a float > low (strict) or >= low."""
+def _number(kind: str, low: float, strict: bool, high: float = math.inf) -> Any:
+    """argparse type: a finite float > low (strict) or >= low, and <= high."""
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = float("nan")
-        if not (value > low if strict else value >= low):
+        if not (math.isfinite(value) and (value > low if strict else value >= low)
+                and value <= high):
             raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
         return value
     return parse
@@ -129,7 +131,8 @@ def _add_pretrain(sub: Any, add_common: Any) -> None:
     run.add_argument("--overwrite", action="store_true",
                      help="replace an existing run in --out (only once training succeeded)")
     run.add_argument("--resume", metavar="RUN_DIR",
-                     help="continue a saved run exactly from its last checkpoint")
+                     help="continue a saved run exactly from its last checkpoint (a note "
+                          "says when it already finished and there is nothing to do)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_common(p)
     p.set_defaults(run=run_pretrain)
@@ -147,10 +150,11 @@ def _add_generate(sub: Any, add_common: Any) -> None:
     p.add_argument("--prompt", required=True, help="the text to continue")
     p.add_argument("--max-new-tokens", type=non_negative_int, default=200,
                    help="tokens to generate (default 200)")
-    p.add_argument("--temperature", type=_number("a number >= 0", 0.0, False), default=1.0,
+    p.add_argument("--temperature", type=_number("a finite number >= 0", 0.0, False),
+                   default=1.0,
                    help="divides the logits; 0 is greedy (default 1)")
     p.add_argument("--top-k", type=positive_int, help="sample among the K most likely tokens")
-    p.add_argument("--top-p", type=_number("a number in (0, 1]", 0.0, True),
+    p.add_argument("--top-p", type=_number("a number in (0, 1]", 0.0, True, high=1.0),
                    help="sample among the most likely tokens whose probability reaches P")
     p.add_argument("--seed", type=non_negative_int, default=0, help="default 0")
     p.add_argument("--no-cache", action="store_true",

@@ -47,6 +47,29 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+#: The recipes whose runs 'evaluate' and 'predict' take (made by 'train' and 'finetune').
+_CLASSIFIER_RECIPES = ("tabular", "classify", "finetune")
+#: What to run instead on a language-model run, per command ({run}: the run directory).
+_LM_INSTEAD = {"evaluate": "scratchnn lm evaluate {run} --text FILE",
+               "predict": "scratchnn lm generate {run} --prompt TEXT"}
+
+
+def classifier_run_recipe(run_dir: str, command: str) -> str:
+    """The recipe that made ``run_dir``, for ``command`` ('evaluate' or 'predict'): a run it
+    cannot take (a language model, an unknown recipe) is refused by name, before loading."""
+    from scratchnn.recipes import run_recipe
+
+    recipe = run_recipe(run_dir)
+    if recipe == "lm":
+        instead = _LM_INSTEAD[command].format(run=run_dir)
+        raise ScratchnnError(f"{run_dir} is a language-model run, which 'scratchnn {command}' "
+                             f"does not take; use '{instead}'")
+    if recipe not in _CLASSIFIER_RECIPES:
+        raise ScratchnnError(f"{run_dir} is a {recipe!r} run; 'scratchnn {command}' takes "
+                             f"runs made by 'train' or 'finetune'")
+    return recipe
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
     """Options every command takes: --json and --debug."""
     parser.add_argument("--json", action="store_true",

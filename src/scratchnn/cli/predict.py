@@ -30,10 +30,10 @@ def add_parser(commands: Any) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Predict and say where the predictions went."""
-    from scratchnn.cli.main import emit_json
-    from scratchnn.recipes import predict_classifier, predict_run, run_recipe
+    from scratchnn.cli.main import classifier_run_recipe, emit_json
+    from scratchnn.recipes import predict_classifier, predict_run
 
-    recipe = run_recipe(args.run_dir)
+    recipe = classifier_run_recipe(args.run_dir, "predict")
     predict = predict_classifier if recipe == "classify" else predict_run
     if recipe == "finetune":
         from scratchnn.recipes.finetune_runs import predict_finetuned as predict

@@ -308,10 +308,8 @@ def resume_classifier(run_dir: str | Path, epochs: int | None = None,
                       progress: bool = True) -> TabularResult:
     """Continue a saved CNN/RNN run exactly where its last checkpoint left off."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ScratchnnError(f"run directory {run_dir} does not exist")
-    config = ckpt.read_json(run_dir / ckpt.CONFIG_FILE)
-    if not isinstance(config, dict) or config.get("recipe") != RECIPE:
+    config = ckpt.read_run_config(run_dir)
+    if config.get("recipe") != RECIPE:
         raise ScratchnnError(f"{run_dir / ckpt.CONFIG_FILE} is not a {RECIPE} run config")
     note = _resume_epochs(run_dir, config, epochs)
     config["training"]["progress"] = progress

@@ -27,13 +27,14 @@ __all__ = ["evaluate_classifier", "predict_classifier", "run_recipe"]
 
 
 def run_recipe(run_dir: str | Path) -> str:
-    """The recipe that made ``run_dir`` ('tabular' when unknown: its loader then reports
-    what is wrong with the directory)."""
-    try:
-        config = ckpt.read_json(Path(run_dir) / ckpt.CONFIG_FILE)
-    except ScratchnnError:
-        return "tabular"
-    recipe = config.get("recipe") if isinstance(config, dict) else None
+    """The recipe that made ``run_dir`` (its config's "recipe"; 'tabular' when it names
+    none: the tabular loader then reports what else is wrong with the directory).
+
+    Raises:
+        CheckpointError: ``run_dir`` does not exist, is not a run directory (no
+            ``config.json``), or its config is unreadable.
+    """
+    recipe = ckpt.read_run_config(run_dir).get("recipe")
     return recipe if isinstance(recipe, str) else "tabular"
 
 

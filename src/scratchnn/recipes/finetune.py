@@ -203,11 +203,14 @@ def finetune(options: FinetuneOptions, echo: Echo | None = None) -> Any:
         ScratchnnError: the trainability audit failed, or bad data or files.
     """
     echo = echo or (lambda message: None)
+    # An --out that would be refused is refused before FROM is loaded; a default run
+    # directory is only claimed once everything else is resolved.
+    out = None if options.out is None else RunDir(options.out, options.overwrite)
     src = load_source(options.source)
     if src.kind == "lm" and options.target is None:
         from scratchnn.recipes.finetune_lm import finetune_lm
 
-        return finetune_lm(options, src, echo)
+        return finetune_lm(options, src, echo, out)
     lm_only = [n for n in ("steps", "block_size", "eval_interval", "eval_batches", "min_lr")
                if getattr(options, n) is not None]
     if lm_only:
@@ -221,11 +224,11 @@ def finetune(options: FinetuneOptions, echo: Echo | None = None) -> Any:
     settings = dict(src.config.get("data") or {}) if src.origin != "huggingface" else {}
     settings.update(src.text)
     reader = Reader.resolve(kind, options.data, options.target, options.text_column, settings)
-    return _finetune(options, src, kind, reader, echo)
+    return _finetune(options, src, kind, reader, echo, out)
 
 
 def _finetune(opts: FinetuneOptions, src: Source, kind: str, reader: Reader,
-              echo: Echo) -> FinetuneResult:
+              echo: Echo, out: RunDir | None) -> FinetuneResult:
     from scratchnn.recipes.classify_inputs import fit_labels
 
     rngs = _rngs(opts.seed)
@@ -324,8 +327,8 @@ def _finetune(opts: FinetuneOptions, src: Source, kind: str, reader: Reader,
         "parameters": {"trainable": report.trainable, "total": report.total},
         "versions": ckpt.versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    run = RunDir(opts.out or default_run_dir(f"finetune-{Path(opts.data).stem}"),
-                 opts.overwrite)
+    run = out if out is not None else RunDir(
+        default_run_dir(f"finetune-{Path(opts.data).stem}"), opts.overwrite)
     try:
         path = run.create()
         save_json(path / ckpt.CONFIG_FILE, config)

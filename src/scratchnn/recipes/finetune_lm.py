@@ -97,8 +97,12 @@ def read_lm_text(data: str, text_column: str | None) -> tuple[str, str]:
     return "\n".join(texts) + "\n", str(path.resolve())
 
 
-def finetune_lm(opts: Any, src: Source, echo: Echo) -> LMFinetuneResult:
-    """Fine-tune FROM's GPT on ``opts.data`` as a language model (see the module docstring)."""
+def finetune_lm(opts: Any, src: Source, echo: Echo, out: RunDir | None = None
+                ) -> LMFinetuneResult:
+    """Fine-tune FROM's GPT on ``opts.data`` as a language model (see the module docstring).
+
+    ``out`` is the checked ``--out`` run directory (None: a default one is claimed).
+    """
     given = [n for n in _CLASSIFY_ONLY if getattr(opts, n) not in (None, False)]
     if given:
         raise UsageError(f"{', '.join('--' + n.replace('_', '-') for n in given)} apply to "
@@ -175,7 +179,8 @@ def finetune_lm(opts: Any, src: Source, echo: Echo) -> LMFinetuneResult:
         "seed": opts.seed, "versions": ckpt.versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    run = RunDir(opts.out or default_run_dir(f"finetune-{Path(data_path).stem}"), opts.overwrite)
+    run = out if out is not None else RunDir(
+        opts.out or default_run_dir(f"finetune-{Path(data_path).stem}"), opts.overwrite)
     try:
         path = run.create()
         save_json(path / ckpt.CONFIG_FILE, config)

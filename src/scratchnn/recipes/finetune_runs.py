@@ -125,10 +125,8 @@ def load_finetuned(run_dir: str | Path) -> FinetunedRun:
         CheckpointError: a missing or corrupt file, or a changed base model.
     """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {run_dir} does not exist")
-    config = ckpt.read_json(run_dir / ckpt.CONFIG_FILE)
-    if not isinstance(config, dict) or config.get("recipe") != RECIPE:
+    config = ckpt.read_run_config(run_dir)
+    if config.get("recipe") != RECIPE:
         raise CheckpointError(f"{run_dir} is not a fine-tuning run")
     try:
         prep = Preprocessor.from_dict(ckpt.read_json(run_dir / ckpt.PREPROCESSING_FILE))
@@ -248,8 +246,8 @@ def merge_lora_run(run_dir: str | Path, out: str | Path | None = None,
     files and no longer needs the base model; evaluate and predict give the same results.
     """
     run_dir = Path(run_dir)
-    config = ckpt.read_json(run_dir / ckpt.CONFIG_FILE) if run_dir.is_dir() else None
-    if isinstance(config, dict) and config.get("recipe") == "lm" and \
+    config = ckpt.read_run_config(run_dir)
+    if config.get("recipe") == "lm" and \
             (run_dir / ADAPTER_CONFIG).is_file():
         raise ScratchnnError(f"{run_dir} is a language-model LoRA run: its model.safetensors "
                              f"already holds the merged weights")

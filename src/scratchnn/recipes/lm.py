@@ -259,10 +259,8 @@ def resume_pretrain(run_dir: str | Path, progress: bool = True, *, echo: Echo | 
                     stop_after: int | None = None) -> LMResult:
     """Continue a saved ``lm`` run exactly from its last checkpoint, on the same text."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ScratchnnError(f"run directory {run_dir} does not exist")
-    config = ckpt.read_json(run_dir / ckpt.CONFIG_FILE)
-    if not isinstance(config, dict) or config.get("recipe") != RECIPE:
+    config = ckpt.read_run_config(run_dir)
+    if config.get("recipe") != RECIPE:
         raise ScratchnnError(f"{run_dir / ckpt.CONFIG_FILE} is not a language-model run "
                              f"config ('scratchnn lm pretrain' writes those)")
     source = read_text(config["data"]["path"])
@@ -340,8 +338,10 @@ def _run(run_dir: Path, config: dict[str, Any], tokenizer: Tokenizer,
 
     session_start, session_steps, step_time = time.perf_counter(), 0, 0.0
     stop_reason = "completed"
+    finished = state["step"] >= steps  # a resumed run with nothing left to train
     bar = tqdm(total=steps, initial=state["step"], desc="pretrain", unit="step",
-               file=sys.stderr, disable=not progress, leave=False, dynamic_ncols=True)
+               file=sys.stderr, disable=not progress or finished, leave=False,
+               dynamic_ncols=True)
     model.train()
     try:
         while state["step"] < steps:
@@ -398,9 +398,15 @@ def _run(run_dir: Path, config: dict[str, Any], tokenizer: Tokenizer,
                 break
     finally:
         bar.close()
-    return _result(run_dir, config, model, log.records, state["step"], stop_reason,
-                   time.perf_counter() - session_start,
-                   session_steps * B * T / step_time if step_time else None)
+    result = _result(run_dir, config, model, log.records, state["step"], stop_reason,
+                     time.perf_counter() - session_start,
+                     session_steps * B * T / step_time if step_time else None)
+    if finished:
+        result.notes.append(f"nothing to do: {run_dir} already trained all its {steps} steps "
+                            f"(--resume continues an interrupted run); to train longer, start "
+                            f"a new run with a larger --steps, or fine-tune this one with "
+                            f"'scratchnn finetune'")
+    return result
 
 
 def _result(run_dir: Path, config: dict[str, Any], model: GPT, records: list[dict[str, Any]],

@@ -228,10 +228,8 @@ def resume_tabular(run_dir: str | Path, epochs: int | None = None,
         progress: show the progress bar.
     """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ScratchnnError(f"run directory {run_dir} does not exist")
-    config = ckpt.read_json(run_dir / ckpt.CONFIG_FILE)
-    if not isinstance(config, dict) or config.get("recipe") != "tabular":
+    config = ckpt.read_run_config(run_dir)
+    if config.get("recipe") != "tabular":
         raise ScratchnnError(f"{run_dir / ckpt.CONFIG_FILE} is not a tabular run config")
     note = _resume_epochs(run_dir, config, epochs)
     config["training"]["progress"] = progress

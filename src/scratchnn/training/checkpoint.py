@@ -26,8 +26,9 @@ from scratchnn.serialization import load_json, load_tensors, save_json, save_ten
 __all__ = [
     "CONFIG_FILE", "CURVES_FILE", "LAST_FILE", "METRICS_FILE", "MODEL_FILE", "OPTIMIZER_FILE",
     "PREPROCESSING_FILE", "SPLIT_FILE", "STATE_FILE", "LoadedRun", "get_rng_states",
-    "load_model_weights", "load_run", "load_training_state", "read_json", "read_tensors",
-    "save_model", "save_training_state", "save_weights", "set_rng_states", "versions",
+    "load_model_weights", "load_run", "load_training_state", "read_json", "read_run_config",
+    "read_tensors", "save_model", "save_training_state", "save_weights", "set_rng_states",
+    "versions",
 ]
 
 CONFIG_FILE = "config.json"
@@ -79,6 +80,26 @@ def read_json(path: PathLike) -> Any:
         raise CheckpointError(str(e)) from None
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e}") from None
+
+
+def read_run_config(run_dir: PathLike) -> dict[str, Any]:
+    """A run directory's ``config.json``: the one place every saved run is opened from.
+
+    Raises:
+        CheckpointError: the directory does not exist, has no ``config.json`` (it is not a
+            run directory), or its config is unreadable or not a JSON object.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist")
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.is_file():
+        raise CheckpointError(f"{run_dir} is not a scratchnn run directory (no {CONFIG_FILE})")
+    config = read_json(config_path)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path} is not a scratchnn run config (not a JSON "
+                              f"object)")
+    return config
 
 
 def _meta_int(meta: Mapping[str, str], key: str, path: PathLike) -> int:
@@ -259,11 +280,9 @@ def load_run(run_dir: PathLike) -> LoadedRun:
     from scratchnn.data import Preprocessor
 
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {run_dir} does not exist")
+    config = read_run_config(run_dir)
     config_path = run_dir / CONFIG_FILE
-    config = read_json(config_path)
-    if not isinstance(config, dict) or "model" not in config:
+    if "model" not in config:
         raise CheckpointError(f"{config_path} is not a scratchnn run config (no 'model' entry)")
     model = build_model(config["model"], config_path)
     load_model_weights(model, run_dir / MODEL_FILE)

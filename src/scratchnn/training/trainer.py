@@ -230,9 +230,10 @@ class Trainer:
         result = FitResult(history=log.records, epochs_run=0, best_epoch=None, best_value=None,
                            monitor=monitor)
         self._saved_at = time.perf_counter()
+        idle = stop_reason is not None or self.epoch >= cfg.epochs  # no epoch will run
         bar = tqdm(total=cfg.epochs, initial=min(self.epoch, cfg.epochs), desc="train",
-                   unit="epoch", file=sys.stderr, disable=not cfg.progress, leave=False,
-                   dynamic_ncols=True)
+                   unit="epoch", file=sys.stderr, disable=not cfg.progress or idle,
+                   leave=False, dynamic_ncols=True)
         try:
             while stop_reason is None and self.epoch < cfg.epochs:
                 epoch = self.epoch + 1

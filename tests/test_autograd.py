@@ -268,3 +268,35 @@ def test_concat_and_stack_refuse_mixed_float_dtypes():
         sn.concat([a, b])
     with pytest.raises(TypeError, match="one dtype"):
         sn.stack([a, b])
+
+
+def test_float32_normal_cdf_of_exact_gelu_is_within_3e7_of_erf():
+    # float32 exact GELU computes Φ with Abramowitz & Stegun 7.1.26 (faster than SciPy's erf);
+    # float64 keeps SciPy's erf. Both against a float64 reference on a dense grid.
+    from scipy import special
+
+    from scratchnn.ops.activation import _normal_cdf
+
+    x = np.linspace(-30.0, 30.0, 600_001)
+    exact = 0.5 * special.erfc(-x / np.sqrt(2))
+    with strict_numerics():
+        approx = _normal_cdf(x.astype(np.float32))
+        full = _normal_cdf(x)
+    assert approx.dtype == np.float32 and full.dtype == np.float64
+    assert np.abs(approx - exact).max() <= 3e-7
+    np.testing.assert_allclose(full, exact, rtol=1e-12, atol=0)
+    # The lower tail is computed directly (no 1 - Φ cancellation), the upper one saturates.
+    lower = (x < -2) & (x > -5)
+    np.testing.assert_allclose(approx[lower], exact[lower], rtol=2e-3)
+    assert approx[x <= -16].max() == 0.0 and approx[x >= 6].min() == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_exact_gelu_at_extreme_inputs_is_exact_and_silent(dtype):
+    big = np.finfo(dtype).max
+    x = sn.tensor([-big, -1e4, -40.0, 0.0, 40.0, 1e4, big], dtype=dtype, requires_grad=True)
+    with strict_numerics():
+        y = sn.gelu(x)
+        y.backward(np.ones(7, dtype=dtype))
+    np.testing.assert_array_equal(y.data, [0.0, 0.0, 0.0, 0.0, 40.0, 1e4, big])
+    np.testing.assert_array_equal(x.grad.data, [0.0, 0.0, 0.0, 0.5, 1.0, 1.0, 1.0])

@@ -14,9 +14,10 @@ xp = np
 #: The dtype of tensors made from Python floats and float arrays unless asked otherwise.
 DEFAULT_FLOAT = np.dtype(np.float32)
 
-#: The error function, which NumPy lacks; exact GELU needs it. SciPy is already required by
-#: scikit-learn, and ``cupyx.scipy.special.erf`` is its GPU counterpart.
-erf = _special.erf
+#: The complementary error function ``1 - erf``, which NumPy lacks; exact GELU's normal CDF
+#: needs it (``erfc`` keeps both tails exact, ``1 + erf`` cancels in the lower one). SciPy is
+#: already required by scikit-learn, and ``cupyx.scipy.special.erfc`` is its GPU counterpart.
+erfc = _special.erfc
 
 
 def is_float_dtype(dtype: np.dtype) -> bool:

@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from scratchnn.cli.main import main
+from cli_helpers import cli, one_error_line
 from scratchnn.data import load_table, write_csv
 from scratchnn.serialization import load_tensors
 
 RUN_FILES = {"config.json", "model.safetensors", "last.safetensors", "optimizer.safetensors",
              "trainer_state.json", "preprocessing.json", "split.json", "metrics.jsonl",
              "curves.png", "results.json"}
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    """Run ``scratchnn ARGS`` in-process; return (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main([str(a) for a in args])
-    return rc, out.getvalue(), err.getvalue()
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

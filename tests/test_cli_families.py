@@ -4,35 +4,19 @@ text and sequence CSV files, the built-in digits, evaluate/predict/resume, and e
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import shutil
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from scratchnn.cli.main import main
+from cli_helpers import cli, one_error_line
 from scratchnn.data import Table, load_builtin, read_csv, write_csv
 from scratchnn.data.text import tokenize
 from scratchnn.serialization import load_tensors
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    """Run ``scratchnn ARGS`` in-process; return (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main([str(a) for a in args])
-    return rc, out.getvalue(), err.getvalue()
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 def read_json(path: Path):

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from scratchnn.cli.main import main
+from cli_helpers import cli
 from scratchnn.data import load_builtin, read_csv, write_csv
 from scratchnn.data.table import Table
 from scratchnn.serialization import load_tensors
@@ -19,14 +17,6 @@ from scratchnn.serialization import load_tensors
 POSITIVE = ["good", "great", "nice", "fine", "love"]
 NEGATIVE = ["bad", "awful", "poor", "hate", "terrible"]
 FILLER = ["the", "movie", "food", "was", "is", "really", "very", "it", "a", "place"]
-
-
-def cli(*args: object) -> tuple[int, str, str]:
-    """Run ``scratchnn ARGS`` in-process; return (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main([str(a) for a in args])
-    return rc, out.getvalue(), err.getvalue()
 
 
 def ok(*args: object) -> str:

@@ -4,16 +4,14 @@ training's own validation loss) and one-line errors for bad input."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from scratchnn.cli.main import main
+from cli_helpers import cli, one_error_line
 from scratchnn.data.lm import (
     encode_ids,
     eval_starts,
@@ -29,20 +27,6 @@ from scratchnn.serialization import load_tensors
 TINY = ("--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16",
         "--batch-size", "8", "--eval-batches", "4", "--lr", "3e-3", "--no-progress")
 WORDS = ("the", "king", "queen", "lord", "speak", "now", "and", "my", "good", "sir", "you")
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    """Run ``scratchnn ARGS`` in-process; return (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main([str(a) for a in args])
-    return rc, out.getvalue(), err.getvalue()
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 def make_text(n_words: int = 1500, seed: int = 0) -> str:

@@ -36,10 +36,10 @@ class Dataset:
     """Abstract map-style data set: subclasses define ``__len__`` and ``__getitem__``."""
 
     def __len__(self) -> int:
-        raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+        raise NotImplementedError(f"{type(self).__name__} must implement __len__ (abstract)")
 
     def __getitem__(self, index: int) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
+        raise NotImplementedError(f"{type(self).__name__} must implement __getitem__ (abstract)")
 
     def get_batch(self, indices: np.ndarray) -> tuple[np.ndarray, ...]:
         """Return the samples at ``indices`` stacked into arrays (override to go faster)."""

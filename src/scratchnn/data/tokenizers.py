@@ -47,24 +47,24 @@ class Tokenizer:
 
     @property
     def vocab_size(self) -> int:
-        raise NotImplementedError
+        raise NotImplementedError("abstract: each tokenizer defines vocab_size")
 
     def token_to_id(self, token: str) -> int | None:
-        raise NotImplementedError
+        raise NotImplementedError("abstract: each tokenizer defines token_to_id")
 
     def id_to_token(self, index: int) -> str | None:
-        raise NotImplementedError
+        raise NotImplementedError("abstract: each tokenizer defines id_to_token")
 
     def _encode_texts(self, texts: list[str], add_special_tokens: bool,
                       max_length: int | None) -> list[list[int]]:
         """Ids of each text, cut to ``max_length`` (None: not cut)."""
-        raise NotImplementedError
+        raise NotImplementedError("abstract: each tokenizer defines _encode_texts")
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
-        raise NotImplementedError
+        raise NotImplementedError("abstract: each tokenizer defines decode")
 
     def save(self, path: str | os.PathLike) -> None:
-        raise NotImplementedError
+        raise NotImplementedError("abstract: each tokenizer defines save")
 
     def encode(self, texts: str | Sequence[str], max_length: int | None = None,
                truncation: bool = False, padding: bool | str = "longest",

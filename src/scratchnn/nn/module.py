@@ -62,7 +62,7 @@ class Module:
         object.__setattr__(self, "_forward_hooks", {})
 
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+        raise NotImplementedError(f"{type(self).__name__} does not define forward() (abstract)")
 
     def __call__(self, *args, **kwargs):
         out = self.forward(*args, **kwargs)

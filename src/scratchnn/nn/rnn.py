@@ -182,7 +182,7 @@ class RNNBase(Module):
         return x, stacked
 
     def _sequence(self, x, weights, init_states, lengths, reverse):
-        raise NotImplementedError
+        raise NotImplementedError("abstract: RNN, LSTM and GRU define _sequence")
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

@@ -68,7 +68,7 @@ class LRScheduler:
 
     def _lr_at(self, base_lr: float, epoch: int, group_index: int) -> float:
         """The learning rate of a group whose initial lr is ``base_lr`` after ``epoch`` steps."""
-        raise NotImplementedError
+        raise NotImplementedError("abstract: each scheduler defines _lr_at")
 
     def get_lr(self) -> list[float]:
         """The learning rates for the current ``last_epoch``."""

@@ -89,7 +89,7 @@ class Optimizer:
         self, p: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
     ) -> None:
         """Update ``p`` in place from ``grad``; never write to ``grad``."""
-        raise NotImplementedError
+        raise NotImplementedError("abstract: each optimizer defines _update")
 
     # ----------------------------------------------------------------- groups
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:

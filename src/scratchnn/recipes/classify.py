@@ -28,6 +28,7 @@ from scratchnn.recipes.classify_data import (
     resolve_data,
 )
 from scratchnn.recipes.classify_inputs import INPUTS_FILE, fit_inputs, inputs_from_dict
+from scratchnn.recipes.options import check_ints, flag
 from scratchnn.recipes.tabular import (
     OPTIMIZERS,
     SCHEDULERS,
@@ -80,10 +81,6 @@ _RNN_ONLY = ("text_column", "tokenizer", "max_length", "min_freq", "max_vocab", 
 _TEXT_ONLY = ("tokenizer", "max_length", "min_freq", "max_vocab")
 _POSITIVE = ("kernel_size", "image_size", "max_length", "min_freq", "max_vocab", "seq_len",
              "embedding_dim", "hidden_size", "num_layers", "epochs", "batch_size", "patience")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def _does(flags: list[str]) -> str:
@@ -151,38 +148,34 @@ class ClassifyOptions:
             raise UsageError(f"unknown model {self.model!r} for this recipe; valid models "
                              f"are: {', '.join(FAMILIES)}")
         wrong = _RNN_ONLY if self.model == "cnn" else _CNN_ONLY
-        given = [_flag(n) for n in wrong if getattr(self, n) is not None]
+        given = [flag(n) for n in wrong if getattr(self, n) is not None]
         if given:
             raise UsageError(f"{', '.join(given)} {_does(given)} not apply to --model "
                              f"{self.model}")
         if self.text_column is None:
-            given = [_flag(n) for n in _TEXT_ONLY if getattr(self, n) is not None]
+            given = [flag(n) for n in _TEXT_ONLY if getattr(self, n) is not None]
             if given:
                 raise UsageError(f"options for --text-column only: {', '.join(given)}")
         elif self.seq_len is not None:
             raise UsageError("--seq-len applies to numeric sequences, not to --text-column")
-        for name in _POSITIVE:
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise UsageError(f"{_flag(name)} must be a positive integer, got {value!r}")
+        check_ints(self, _POSITIVE)
         choices = {"tokenizer": LEVELS, "color_mode": COLOR_MODES, "pool": POOLS,
                    "pooling": POOLINGS, "optimizer": tuple(OPTIMIZERS),
                    "scheduler": SCHEDULERS, "loss": ("ce", "mse")}
         for name, valid in choices.items():
             value = getattr(self, name)
             if value is not None and value not in valid:
-                raise UsageError(f"{_flag(name)} must be one of {', '.join(valid)}, "
+                raise UsageError(f"{flag(name)} must be one of {', '.join(valid)}, "
                                  f"got {value!r}")
         for name in ("lr", "grad_clip"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise UsageError(f"{_flag(name)} must be > 0, got {value!r}")
+                raise UsageError(f"{flag(name)} must be > 0, got {value!r}")
         if self.weight_decay is not None and not self.weight_decay >= 0:
             raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay!r}")
         for name in ("val_fraction", "test_fraction"):
             if not 0 <= getattr(self, name) < 1:
-                raise UsageError(f"{_flag(name)} must be in [0, 1), got {getattr(self, name)!r}")
+                raise UsageError(f"{flag(name)} must be in [0, 1), got {getattr(self, name)!r}")
         if self.val_fraction + self.test_fraction >= 1:
             raise UsageError(f"--val-fraction + --test-fraction must be < 1, got "
                              f"{self.val_fraction} + {self.test_fraction}")
@@ -247,7 +240,7 @@ def _resolve(opts: ClassifyOptions) -> tuple[dict[str, Any], DataSpec]:
     """Check the options against the data; return (the run's config, the data spec)."""
     spec = resolve_data(opts.data, opts.kind, opts.target, _data_settings(opts))
     if spec.origin == "builtin":
-        given = [_flag(n) for n in ("image_size", "color_mode") if getattr(opts, n) is not None]
+        given = [flag(n) for n in ("image_size", "color_mode") if getattr(opts, n) is not None]
         if given:
             raise UsageError(f"options for image folders only ({spec.source} images are "
                              f"fixed): {', '.join(given)}")

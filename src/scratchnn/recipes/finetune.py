@@ -35,6 +35,7 @@ from scratchnn.recipes.finetune_setup import (
     setup_training,
 )
 from scratchnn.recipes.finetune_train import SCHEDULES, LoopConfig, evaluate, fit
+from scratchnn.recipes.options import check_ints, flag
 from scratchnn.recipes.tabular import OPTIMIZERS, _rngs
 from scratchnn.recipes.tabular_data import split_rows
 from scratchnn.serialization import save_json
@@ -106,12 +107,7 @@ class FinetuneOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in _POSITIVE:
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got "
-                                 f"{value!r}")
+        check_ints(self, _POSITIVE)
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got "
                              f"{self.optimizer!r}")
@@ -134,7 +130,7 @@ class FinetuneOptions:
                              "--lora-rank")
         for name in ("val_fraction", "test_fraction"):
             if not 0 <= getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be in [0, 1)")
+                raise UsageError(f"{flag(name)} must be in [0, 1)")
         if self.val_fraction + self.test_fraction >= 1:
             raise UsageError("--val-fraction + --test-fraction must be < 1")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -214,7 +210,7 @@ def finetune(options: FinetuneOptions, echo: Echo | None = None) -> Any:
     lm_only = [n for n in ("steps", "block_size", "eval_interval", "eval_batches", "min_lr")
                if getattr(options, n) is not None]
     if lm_only:
-        raise UsageError(f"{', '.join('--' + n.replace('_', '-') for n in lm_only)} apply to "
+        raise UsageError(f"{', '.join(flag(n) for n in lm_only)} apply to "
                          f"language-model fine-tuning only (a GPT without --target)")
     if options.data is None:
         raise UsageError("--data is required: the labelled examples to fine-tune on")

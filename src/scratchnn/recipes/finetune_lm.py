@@ -43,6 +43,7 @@ from scratchnn.recipes.finetune_models import Source, spec_of
 from scratchnn.recipes.finetune_setup import fresh_copy, make_optimizer, setup_training
 from scratchnn.recipes.finetune_train import audit_step
 from scratchnn.recipes.lm import TOKENIZER_FILE, evaluate_loss, lm_rngs, perplexity
+from scratchnn.recipes.options import flag
 from scratchnn.serialization import save_json
 from scratchnn.training import checkpoint as ckpt
 from scratchnn.training.plots import plot_history
@@ -105,7 +106,7 @@ def finetune_lm(opts: Any, src: Source, echo: Echo, out: RunDir | None = None
     """
     given = [n for n in _CLASSIFY_ONLY if getattr(opts, n) not in (None, False)]
     if given:
-        raise UsageError(f"{', '.join('--' + n.replace('_', '-') for n in given)} apply to "
+        raise UsageError(f"{', '.join(flag(n) for n in given)} apply to "
                          f"classification; a GPT without --target is fine-tuned as a language "
                          f"model")
     if opts.data is None:

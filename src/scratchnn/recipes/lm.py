@@ -46,6 +46,7 @@ from scratchnn.models.gpt import GPT, GPTConfig
 from scratchnn.nn.utils import clip_grad_norm_
 from scratchnn.optim import AdamW, param_groups_for_weight_decay
 from scratchnn.optim.lr_scheduler import LinearWarmupCosine
+from scratchnn.recipes.options import check_ints, flag
 from scratchnn.serialization import save_json
 from scratchnn.training import checkpoint as ckpt
 from scratchnn.training.plots import plot_history
@@ -65,10 +66,6 @@ _POSITIVE = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "steps",
              "eval_interval", "eval_batches")
 
 Echo = Callable[[str], None]
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 @dataclass
@@ -100,14 +97,8 @@ class LMOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in _POSITIVE:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"{_flag(name)} must be a positive integer, got {value!r}")
-        for name in ("sample_interval", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise UsageError(f"{_flag(name)} must be an integer >= 0, got {value!r}")
+        check_ints(self, _POSITIVE, optional=False)
+        check_ints(self, ("sample_interval", "seed"), minimum=0, optional=False)
         if self.vocab_size is not None and self.tokenizer != "bpe":
             raise UsageError("--vocab-size applies to --tokenizer bpe only")
         if self.n_embd % self.n_head:
@@ -123,7 +114,7 @@ class LMOptions:
             raise UsageError(f"--min-lr must be in [0, --lr={self.lr}], got {self.min_lr!r}")
         for name in ("weight_decay", "grad_clip"):
             if not getattr(self, name) >= 0:
-                raise UsageError(f"{_flag(name)} must be >= 0, got {getattr(self, name)!r}")
+                raise UsageError(f"{flag(name)} must be >= 0, got {getattr(self, name)!r}")
         if self.warmup_steps is None:
             self.warmup_steps = min(100, self.steps // 10)
         elif not 0 <= self.warmup_steps < self.steps:

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from scratchnn.errors import UsageError
+from scratchnn.recipes.options import flag
 
 _PRETRAIN = """\
 Pretrain a GPT language model on a text file, or on every .txt file of a folder.
@@ -207,7 +208,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         given = sorted(k for k, v in vars(args).items()
                        if k not in _RESUME_OK and v is not None and v is not False)
         if given:
-            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            flags = ", ".join(flag(k) for k in given)
             raise UsageError(f"--resume continues the saved run with its own settings; it "
                              f"cannot be combined with {flags}")
         result = resume_pretrain(args.resume, progress=not args.no_progress, echo=_echo)

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from scratchnn.errors import UsageError
+from scratchnn.recipes.options import flag
 
 _DESCRIPTION = """\
 Train a model and evaluate it on held-out test rows: a multilayer perceptron on a table
@@ -240,7 +241,7 @@ def add_parser(commands: Any) -> None:
 def _family_options(args: argparse.Namespace, model: str) -> Any:
     from scratchnn.recipes import ClassifyOptions
 
-    given = [f"--{n.replace('_', '-')}" for n in _MLP_ONLY if getattr(args, n) is not None]
+    given = [flag(n) for n in _MLP_ONLY if getattr(args, n) is not None]
     if given:
         raise UsageError(f"options for --model mlp only: {', '.join(given)}")
     names = ("data", "target", "hidden", "activation", "dropout", "loss", "optimizer", "lr",
@@ -256,7 +257,7 @@ def _family_options(args: argparse.Namespace, model: str) -> Any:
 def _options(args: argparse.Namespace) -> Any:
     from scratchnn.recipes import TabularOptions
 
-    given = [f"--{n.replace('_', '-')}" for n in _FAMILY_ONLY if getattr(args, n) is not None]
+    given = [flag(n) for n in _FAMILY_ONLY if getattr(args, n) is not None]
     if given:
         verb = "does" if len(given) == 1 else "do"
         raise UsageError(f"{', '.join(given)} {verb} not apply to --model mlp; choose "
@@ -287,7 +288,7 @@ def run_train(args: argparse.Namespace) -> int:
         given = sorted(k for k, v in vars(args).items()
                        if k not in ignore and v is not None and v is not False)
         if given:
-            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            flags = ", ".join(flag(k) for k in given)
             raise UsageError(f"--resume continues the saved run with its own settings; it "
                              f"cannot be combined with {flags}")
         resume = resume_classifier if run_recipe(args.resume) == "classify" else resume_tabular
